@@ -1,0 +1,141 @@
+"""Render questionnaire combinations and run each rendered repo's own test suite.
+
+Used by the `matrix` nox session (every valid combination) and by tests/test_combinations.py (the
+covering set). Each combination costs one Python process that imports Lightning: the rendered
+repo's pytest, whose smoke test generates toy data, trains a few batches and evaluates.
+
+    python tests/matrix.py --workdir .matrix [--set full|covering] [--shard I/N] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from combinations import Combination, covering_set, full_matrix
+from rendering import render
+
+REAL_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "root"
+
+
+@dataclass
+class Outcome:
+    """What happened to one combination: the failed step (or None) and its output."""
+
+    combination: Combination
+    failed_step: str | None
+    output: str
+    seconds: float
+
+
+def rendered_test_environment(render_dir: Path, threads: int) -> dict[str, str]:
+    """Return the environment in which a rendered repo's tests run offline and without a GPU."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "PYTHONPATH": str(render_dir / "src"),
+            "WANDB_MODE": "offline",
+            "WANDB_SILENT": "true",
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    if REAL_DATA_DIR.is_dir() and "HEP_DATA_DIR" not in env:
+        env["HEP_DATA_DIR"] = str(REAL_DATA_DIR)
+    return env
+
+
+def render_combination(combination: Combination, workdir: Path) -> Path:
+    """Render ``combination`` into a fresh folder under ``workdir`` and return that folder."""
+    render_dir = workdir / combination.name
+    shutil.rmtree(render_dir, ignore_errors=True)
+    return render(render_dir, combination.answers())
+
+
+def check_rendered(
+    combination: Combination, render_dir: Path, install: bool = False, threads: int = 1
+) -> Outcome:
+    """Optionally install the rendered repo in ``render_dir``, then run its tests.
+
+    Safe to call from several threads at once, unlike rendering.
+    """
+    start = time.perf_counter()
+    env = rendered_test_environment(render_dir, threads)
+    steps: list[tuple[str, list[str]]] = []
+    if install:
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+        steps.append(("install", [*pip, "--no-build-isolation", "-e", str(render_dir)]))
+    steps.append(("tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]))
+
+    output = []
+    for step, command in steps:
+        result = subprocess.run(
+            command, cwd=render_dir, env=env, capture_output=True, text=True, check=False
+        )
+        output.append(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}")
+        if result.returncode != 0:
+            return Outcome(combination, step, "\n".join(output), time.perf_counter() - start)
+    return Outcome(combination, None, "\n".join(output), time.perf_counter() - start)
+
+
+def select_shard(combinations: list[Combination], shard: str) -> list[Combination]:
+    """Return shard ``I/N`` (1-based) of ``combinations``, interleaved so shards cost alike."""
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard {shard!r} is invalid: expected I/N, e.g. 2/4") from None
+    if not 1 <= index <= count:
+        raise SystemExit(f"--shard {shard!r} is invalid: I must be between 1 and N")
+    return combinations[index - 1 :: count]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path(".matrix"))
+    parser.add_argument("--set", choices=("full", "covering"), default="full")
+    parser.add_argument("--shard", default="1/1", help="run shard I of N, e.g. 2/4")
+    parser.add_argument("--jobs", type=int, default=2, help="combinations checked at once")
+    parser.add_argument("--no-install", action="store_true", help="test from src/, skip pip")
+    arguments = parser.parse_args()
+
+    combinations = full_matrix() if arguments.set == "full" else covering_set()
+    combinations = select_shard(combinations, arguments.shard)
+    arguments.workdir.mkdir(parents=True, exist_ok=True)
+    print(f"Checking {len(combinations)} combinations with {arguments.jobs} at once", flush=True)
+
+    start = time.perf_counter()
+    render_dirs = [render_combination(c, arguments.workdir) for c in combinations]
+    print(f"Rendered in {time.perf_counter() - start:.1f} s", flush=True)
+
+    failures = []
+    with ThreadPoolExecutor(max_workers=arguments.jobs) as pool:
+        outcomes = pool.map(
+            lambda pair: check_rendered(*pair, install=not arguments.no_install),
+            zip(combinations, render_dirs, strict=True),
+        )
+        for outcome in outcomes:
+            status = "ok" if outcome.failed_step is None else f"FAILED at {outcome.failed_step}"
+            print(f"{outcome.combination.name:<50} {status:<20} {outcome.seconds:6.1f} s", flush=True)
+            if outcome.failed_step is not None:
+                failures.append(outcome)
+
+    for outcome in failures:
+        print(f"\n===== {outcome.combination.name} =====\n{outcome.output[-6000:]}")
+    elapsed = time.perf_counter() - start
+    passed = len(combinations) - len(failures)
+    print(f"\nmatrix: {passed} passed, {len(failures)} failed in {elapsed:.0f} s")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
