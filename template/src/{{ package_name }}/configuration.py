@@ -1,0 +1,90 @@
+"""Where the Hydra configuration lives, the OmegaConf resolvers it uses, and the run config
+that every training run stores next to its checkpoints."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sized
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from .evaluation.atomic_write import atomic_output
+
+# configs/ at the top of the project, two levels above this file in the src layout.
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# File name of the resolved configuration in every run directory.
+RUN_CONFIG_NAME = "config.yaml"
+
+
+def config_dir() -> Path:
+    """Return the folder that holds train.yaml and evaluate.yaml.
+
+    Raises FileNotFoundError when the package does not run from its project folder (an
+    installed wheel has no configs/), with what to do instead.
+    """
+    if not (CONFIG_DIR / "train.yaml").is_file():
+        msg = (
+            f"no Hydra configuration at {CONFIG_DIR}: install the project in editable mode "
+            "(pip install -e .) from its folder, or pass --config-dir to the train/evaluate "
+            "command"
+        )
+        raise FileNotFoundError(msg)
+    return CONFIG_DIR
+
+
+def count_items(items: Sized | None) -> int:
+    """Return the number of items of a config list; a missing (null) list has none."""
+    return 0 if items is None else len(items)
+
+
+def count_logits(classes: Sized) -> int:
+    """Return the number of model outputs for ``classes``: one logit for two classes."""
+    n_classes = len(classes)
+    return 1 if n_classes == 2 else n_classes
+
+
+def new_run_id() -> str:
+    """Return a run name that no other process can choose, even in the same second:
+    local time, process id and a random suffix, e.g. 2025-01-31_14-05-09_4242_9f3c."""
+    return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{os.getpid()}_{secrets.token_hex(2)}"
+
+
+def register_resolvers() -> None:
+    """Register ``len``, ``n_logits`` and ``run_id`` with OmegaConf (again is harmless).
+
+    ``run_id`` is cached per config object, so every interpolation of it within one
+    configuration names the same run; each newly composed configuration gets a new one.
+    """
+    OmegaConf.register_new_resolver("len", count_items, replace=True)
+    OmegaConf.register_new_resolver("n_logits", count_logits, replace=True)
+    OmegaConf.register_new_resolver("run_id", new_run_id, use_cache=True, replace=True)
+
+
+def save_run_config(cfg: DictConfig, run_dir: Path) -> Path:
+    """Write ``cfg`` (resolved) as config.yaml into ``run_dir`` and return its path."""
+    path = Path(run_dir) / RUN_CONFIG_NAME
+    with atomic_output(path) as temporary:
+        OmegaConf.save(cfg, temporary, resolve=True)
+    return path
+
+
+def load_run_config(run_dir: Path) -> DictConfig:
+    """Read the config.yaml that training stored in ``run_dir``."""
+    path = Path(run_dir) / RUN_CONFIG_NAME
+    if not path.is_file():
+        msg = (
+            f"no {RUN_CONFIG_NAME} in the run directory {run_dir}; point ckpt_path at a "
+            "checkpoint in <run>/checkpoints/ of a run written by the train command"
+        )
+        raise FileNotFoundError(msg)
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig):
+        msg = f"{path} does not hold a mapping; it is not a run configuration"
+        raise TypeError(msg)
+    return cfg
+
+
+register_resolvers()

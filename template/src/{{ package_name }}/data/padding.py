@@ -1,0 +1,96 @@
+"""Jagged object collections to fixed-length padded arrays with a mask.
+
+The work happens on the flat content and the offsets of the awkward arrays with NumPy index
+arithmetic, so one collection costs a few passes over its flat content. That is several times
+faster than ``ak.pad_none`` + ``ak.fill_none`` + ``ak.to_numpy`` per branch, which builds an
+option-typed copy of every branch first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import awkward as ak
+import numpy as np
+
+
+def jagged_parts(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(counts, flat)``: the number of objects per event and their values, in order.
+
+    Missing values (None) inside the lists become NaN.
+    """
+    layout = ak.to_layout(array)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(
+        layout.content, ak.contents.NumpyArray
+    ):
+        offsets = np.asarray(layout.offsets)
+        flat = np.asarray(layout.content.data)[offsets[0] : offsets[-1]]
+        return np.diff(offsets), flat
+    counts = ak.to_numpy(ak.num(array, axis=1))
+    flat = ak.flatten(array, axis=1)
+    if isinstance(flat.type.content, ak.types.OptionType):
+        flat = ak.fill_none(flat, np.nan)
+    return counts, ak.to_numpy(flat)
+
+
+def pad_objects(
+    columns: Sequence[ak.Array],
+    max_length: int,
+    pad_value: float = 0.0,
+    sort_by: ak.Array | None = None,
+    dtype: np.dtype | type = np.float32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad or truncate jagged ``columns`` to ``max_length`` objects per event.
+
+    Returns ``objects`` of shape ``(n_events, max_length, len(columns))``, where every padded
+    slot holds ``pad_value``, and ``mask`` of shape ``(n_events, max_length)``, True for real
+    objects. With ``sort_by``, objects are ordered by that key in decreasing order (e.g. the
+    leading jets by pt) before truncation. All columns must have the same number of objects per
+    event; a ValueError names the first column that differs.
+    """
+    parts = [jagged_parts(column) for column in columns]
+    counts = parts[0][0] if parts else np.zeros(0, dtype=np.int64)
+    for index, (other_counts, _) in enumerate(parts[1:], start=1):
+        if not np.array_equal(other_counts, counts):
+            msg = f"column {index} has a different number of objects per event"
+            raise ValueError(msg)
+    n_events = len(counts)
+    kept = np.minimum(counts, max_length)
+    total = int(kept.sum())
+
+    # For each kept object: its event, its slot in the padded row and its position in the
+    # flat content.
+    event = np.repeat(np.arange(n_events), kept)
+    first_kept = np.cumsum(kept) - kept
+    slot = np.arange(total) - np.repeat(first_kept, kept)
+    starts = np.cumsum(counts) - counts
+    position = np.repeat(starts, kept) + slot
+    if sort_by is not None:
+        key_counts, key = jagged_parts(sort_by)
+        if not np.array_equal(key_counts, counts):
+            msg = "the sort key has a different number of objects per event"
+            raise ValueError(msg)
+        owner = np.repeat(np.arange(n_events), counts)
+        # lexsort sorts by the last key first: events stay in order, objects by decreasing key.
+        order = np.lexsort((-key.astype(np.float64), owner))
+        position = order[position]
+
+    objects = np.full((n_events * max_length, len(columns)), pad_value, dtype=dtype)
+    target = event * max_length + slot
+    for channel, (_, flat) in enumerate(parts):
+        objects[target, channel] = flat[position]
+    mask = np.arange(max_length) < kept[:, None]
+    return objects.reshape(n_events, max_length, len(columns)), mask
+
+
+def pad_naive(
+    columns: Sequence[ak.Array], max_length: int, pad_value: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad with ``ak.pad_none`` + ``ak.fill_none`` + ``ak.to_numpy``; the baseline that the
+    benchmark compares :func:`pad_objects` against."""
+    padded = [
+        ak.to_numpy(ak.fill_none(ak.pad_none(c, max_length, clip=True), pad_value)) for c in columns
+    ]
+    counts = ak.to_numpy(ak.num(columns[0], axis=1))
+    mask = np.arange(max_length) < np.minimum(counts, max_length)[:, None]
+    return np.stack(padded, axis=-1).astype(np.float32), mask

@@ -1,0 +1,273 @@
+"""Per-variable transforms (clip, log, standard or robust scaling) fitted on the training split.
+
+The fitted state is a plain dict of numbers and strings, so it goes into the Lightning
+checkpoint (through the data module's ``state_dict``) and into a JSON sidecar next to it, from
+which any other program can apply the same transforms.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+from ..evaluation.atomic_write import atomic_output
+from .config import PreprocessingConfig
+from .errors import DataError
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+
+@dataclass
+class VariableTransform:
+    """The transform of one variable: clip to ``[low, high]``, then ``log``, then subtract
+    ``center`` and divide by ``scale``. An uncertainty variable (``uncertainty_of`` set) is
+    not transformed itself: it is propagated through the transform of that variable."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    center: float = 0.0
+    scale: float = 1.0
+    uncertainty_of: str | None = None
+
+    def shape(self, values: np.ndarray, where: str) -> np.ndarray:
+        """Apply clip and log, the part of the transform that needs no fitting."""
+        if self.low is not None or self.high is not None:
+            values = np.clip(values, self.low, self.high)
+        if self.log:
+            bad = values <= 0
+            if np.any(bad):
+                msg = (
+                    f"log transform of {self.name!r} ({where}) needs positive values, found "
+                    f"{int(np.count_nonzero(bad))} values <= 0 (minimum {values.min():.4g}); "
+                    "clip it with a positive lower bound in data.preprocessing.clip, or remove "
+                    "it from data.preprocessing.log"
+                )
+                raise DataError(msg)
+            values = np.log(values)
+        return values
+
+    def apply(self, values: np.ndarray, where: str) -> np.ndarray:
+        return (self.shape(values, where) - self.center) / self.scale
+
+    def invert(self, values: np.ndarray) -> np.ndarray:
+        values = values * self.scale + self.center
+        return np.exp(values) if self.log else values
+
+    def derivative(self, values: np.ndarray) -> np.ndarray:
+        """Return d(transform)/d(value), for propagating uncertainties to first order."""
+        derivative = np.full(values.shape, 1.0 / self.scale)
+        inside = np.ones(values.shape, dtype=bool)
+        if self.low is not None:
+            inside &= values > self.low
+        if self.high is not None:
+            inside &= values < self.high
+        derivative[~inside] = 0.0
+        if self.log:
+            clipped = np.clip(values, self.low, self.high)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                derivative = np.where(inside, derivative / clipped, 0.0)
+        return derivative
+
+
+class Preprocessor:
+    """Transforms of the event-level features, the object branches and the regression targets.
+
+    Padded object slots are left out of the fit and hold the pad value after
+    :meth:`transform_objects`.
+    """
+
+    def __init__(
+        self,
+        config: PreprocessingConfig,
+        feature_names: Sequence[str],
+        object_feature_names: Sequence[str] = (),
+        target_names: Sequence[str] = (),
+    ) -> None:
+        self.config = config
+        self.features = [self._make(name, config) for name in feature_names]
+        self.objects = [self._make(name, config) for name in object_feature_names]
+        self.targets = [self._make(name, config) for name in target_names]
+        self.fitted = False
+
+    @staticmethod
+    def _make(name: str, config: PreprocessingConfig) -> VariableTransform:
+        low, high = config.clip.get(name, (None, None))
+        errors = {error: value for value, error in config.uncertainties.items()}
+        return VariableTransform(
+            name=name, low=low, high=high, log=name in config.log, uncertainty_of=errors.get(name)
+        )
+
+    # Fitting -----------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        features: np.ndarray,
+        objects: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        targets: np.ndarray | None = None,
+    ) -> Preprocessor:
+        """Fit centres and scales on training-split arrays (at most ``fit_max_events`` rows)."""
+        rng = np.random.default_rng(0)
+        rows = np.arange(len(features))
+        if len(rows) > self.config.fit_max_events:
+            rows = np.sort(rng.choice(rows, self.config.fit_max_events, replace=False))
+        for index, transform in enumerate(self.features):
+            self._fit_one(transform, features[rows, index], self.config.method, "features")
+        if self.objects:
+            if objects is None or mask is None:
+                msg = "object transforms need the objects and their mask to fit"
+                raise ValueError(msg)
+            real = mask[rows]
+            if not real.any():
+                msg = (
+                    "every event of the training split has zero objects, so the object "
+                    "preprocessing cannot be fitted; check inputs.objects and the selection"
+                )
+                raise DataError(msg)
+            for index, transform in enumerate(self.objects):
+                values = objects[rows, :, index][real]
+                self._fit_one(transform, values, self.config.method, "objects")
+        for index, transform in enumerate(self.targets):
+            assert targets is not None
+            self._fit_one(transform, targets[rows, index], self.config.target_method, "targets")
+        self.fitted = True
+        return self
+
+    def _fit_one(
+        self, transform: VariableTransform, values: np.ndarray, method: str, group: str
+    ) -> None:
+        if transform.uncertainty_of is not None:
+            return
+        if method == "none" or transform.name in self.config.unscaled:
+            transform.center, transform.scale = 0.0, 1.0
+            return
+        shaped = transform.shape(values.astype(np.float64), f"training split, {group}")
+        if method == "standard":
+            center, scale = float(np.mean(shaped)), float(np.std(shaped))
+        else:
+            low, high = self.config.quantile_range
+            q_low, median, q_high = np.quantile(shaped, [low, 0.5, high])
+            # Divide by the width that the quantile range has for a unit Gaussian, so robust
+            # and standard scaling agree on Gaussian data.
+            width = float(norm.ppf(high) - norm.ppf(low))
+            center, scale = float(median), float((q_high - q_low) / width)
+        if not np.isfinite(scale) or scale <= 0:
+            log.warning(
+                "%s %r is constant on the training split; it is centred but not scaled",
+                group,
+                transform.name,
+            )
+            scale = 1.0
+        transform.center, transform.scale = center, scale
+
+    # Transforming ----------------------------------------------------------------------------
+
+    def transform_features(self, features: np.ndarray) -> np.ndarray:
+        """Return transformed event-level features, shape ``(n, F)``, float32."""
+        return self._transform_columns(self.features, features, "features")
+
+    def transform_objects(
+        self, objects: np.ndarray, mask: np.ndarray, pad_value: float
+    ) -> np.ndarray:
+        """Return transformed objects ``(n, N, C)``; padded slots hold ``pad_value``."""
+        n, length, channels = objects.shape
+        flat = objects.reshape(n * length, channels)
+        real = mask.reshape(-1)
+        out = np.full(flat.shape, pad_value, dtype=np.float32)
+        out[real] = self._transform_columns(self.objects, flat[real], "objects")
+        return out.reshape(n, length, channels)
+
+    def transform_target(self, targets: np.ndarray) -> np.ndarray:
+        """Return transformed regression targets, shape ``(n, T)``, float32."""
+        return self._transform_columns(self.targets, targets, "targets")
+
+    def inverse_transform_target(self, targets: np.ndarray) -> np.ndarray:
+        """Return regression targets (or predictions) in physical units from model units."""
+        values = np.asarray(targets, dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        columns = [t.invert(values[:, i]) for i, t in enumerate(self.targets)]
+        return np.stack(columns, axis=1)
+
+    def _transform_columns(
+        self, transforms: list[VariableTransform], values: np.ndarray, group: str
+    ) -> np.ndarray:
+        if not transforms:
+            return values.astype(np.float32, copy=False)
+        if not self.fitted:
+            msg = "the preprocessor is not fitted; call fit() or load_state_dict()"
+            raise RuntimeError(msg)
+        out = np.empty(values.shape, dtype=np.float32)
+        by_name = {t.name: i for i, t in enumerate(transforms)}
+        for index, transform in enumerate(transforms):
+            column = values[:, index].astype(np.float64)
+            if transform.uncertainty_of is None:
+                out[:, index] = transform.apply(column, group)
+            else:
+                source = by_name[transform.uncertainty_of]
+                central = values[:, source].astype(np.float64)
+                out[:, index] = np.abs(transforms[source].derivative(central)) * column
+        return out
+
+    # State -------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the fitted transforms as JSON-compatible data."""
+        return {
+            "version": STATE_VERSION,
+            "method": self.config.method,
+            "target_method": self.config.target_method,
+            "features": [asdict(t) for t in self.features],
+            "objects": [asdict(t) for t in self.objects],
+            "targets": [asdict(t) for t in self.targets],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore transforms from :meth:`state_dict`; the variable names must match."""
+        if state.get("version") != STATE_VERSION:
+            msg = (
+                f"preprocessing state has version {state.get('version')!r}, expected "
+                f"{STATE_VERSION}; refit the preprocessing with this version of the code"
+            )
+            raise DataError(msg)
+        for group in ("features", "objects", "targets"):
+            expected = [t.name for t in getattr(self, group)]
+            stored = [t["name"] for t in state[group]]
+            if stored != expected:
+                msg = (
+                    f"preprocessing state has {group} {stored}, but the data config declares "
+                    f"{expected}; use the data config the checkpoint was trained with"
+                )
+                raise DataError(msg)
+            setattr(self, group, [VariableTransform(**t) for t in state[group]])
+        self.fitted = True
+
+    def to_json(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`state_dict` to ``path`` as JSON, atomically."""
+        with atomic_output(Path(path)) as temporary:
+            temporary.write_text(json.dumps(self.state_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_json(
+        cls,
+        path: str | os.PathLike[str],
+        config: PreprocessingConfig,
+        feature_names: Sequence[str],
+        object_feature_names: Sequence[str] = (),
+        target_names: Sequence[str] = (),
+    ) -> Preprocessor:
+        preprocessor = cls(config, feature_names, object_feature_names, target_names)
+        preprocessor.load_state_dict(json.loads(Path(path).read_text()))
+        return preprocessor

@@ -1,0 +1,104 @@
+"""The ``evaluate`` command: evaluate a checkpoint of a training run on one split.
+
+``evaluate(cfg)`` runs from a composed evaluate.yaml (tests call it with Hydra's compose API);
+``main()`` is the Hydra app behind the console script. The data, model and task are rebuilt
+from the config.yaml of the training run, the weights and the fitted preprocessing come from
+the checkpoint, so the evaluation sees the inputs exactly as training did.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch import Trainer
+from omegaconf import DictConfig, OmegaConf
+
+from .configuration import config_dir, load_run_config, save_run_config
+from .predictions import evaluate_split
+from .trackers import finalize_loggers, instantiate_group, log_run_config
+
+log = logging.getLogger(__name__)
+
+BEST_CHECKPOINT = "best.ckpt"
+
+
+def find_latest_checkpoint(log_dir: Path) -> Path:
+    """Return best.ckpt of the training run under ``log_dir``/train that was written last."""
+    train_dir = Path(log_dir) / "train"
+    candidates = [
+        *train_dir.glob(f"runs/*/checkpoints/{BEST_CHECKPOINT}"),
+        *train_dir.glob(f"multiruns/*/*/checkpoints/{BEST_CHECKPOINT}"),
+    ]
+    if not candidates:
+        msg = (
+            f"no {BEST_CHECKPOINT} under {train_dir.resolve()}: train a model first, or pass "
+            "ckpt_path=<run>/checkpoints/<file>.ckpt"
+        )
+        raise FileNotFoundError(msg)
+    return max(candidates, key=lambda path: path.stat().st_mtime)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Evaluate the checkpoint that ``cfg`` (a composed evaluate.yaml) names; return the
+    metrics written to metrics.json in the run folder.
+
+    ``cfg`` is resolved in place first, so the caller sees the run folder that was used.
+    """
+    OmegaConf.resolve(cfg)
+    if cfg.get("ckpt_path"):
+        ckpt_path = Path(cfg.ckpt_path)
+    else:
+        ckpt_path = find_latest_checkpoint(Path(cfg.paths.log_dir))
+    if not ckpt_path.is_file():
+        msg = f"checkpoint {ckpt_path} does not exist; check ckpt_path"
+        raise FileNotFoundError(msg)
+    log.info("Evaluating %s on the %s split", ckpt_path.resolve(), cfg.split)
+    run_cfg = load_run_config(ckpt_path.parent.parent)
+
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cfg.ckpt_path = str(ckpt_path)
+    save_run_config(cfg, output_dir)
+
+    datamodule = instantiate(run_cfg.data)
+    task = instantiate(run_cfg.task, model=instantiate(run_cfg.model))
+    # The checkpoint holds Python containers and tensors only (the preprocessing state is
+    # plain JSON-like data), so the restricted unpickler of weights_only loads it.
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    task.load_state_dict(checkpoint["state_dict"])
+    datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
+    datamodule.setup("predict")
+
+    loggers = instantiate_group(cfg.get("logger"))
+    failed = True
+    try:
+        log_run_config(loggers, cfg)
+        trainer: Trainer = instantiate(cfg.trainer, logger=loggers or False)
+        metrics = evaluate_split(trainer, task, datamodule, output_dir, loggers, cfg.split)
+        failed = False
+    finally:
+        finalize_loggers(loggers, failed=failed)
+    log.info("Evaluation outputs (metrics.json, plots/, predictions.root): %s",
+             output_dir.resolve())
+    return metrics
+
+
+def _evaluate_app(cfg: DictConfig) -> None:
+    # Hydra decides the run folder (one per job in a multirun); the run writes everything there.
+    cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
+    evaluate(cfg)
+
+
+def main() -> None:
+    """Entry point of the ``evaluate`` command (Hydra command-line overrides apply)."""
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
+    app(_evaluate_app)()
+
+
+if __name__ == "__main__":
+    main()

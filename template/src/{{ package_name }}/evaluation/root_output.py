@@ -1,0 +1,76 @@
+"""Predictions written back to a ROOT TTree, next to the observers, for the analysis to continue.
+
+The file holds a TTree (``mktree`` + ``extend``) rather than an RNTuple, so every ROOT 6 release
+and TTree-based analysis code can read it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import uproot
+
+from .atomic_write import atomic_output
+
+log = logging.getLogger(__name__)
+
+TREE_NAME = "predictions"
+# Events per basket; one extend() call writes one basket per branch.
+CHUNK_SIZE = 100_000
+
+
+def write_predictions(
+    path: Path,
+    columns: Mapping[str, np.ndarray],
+    observers: Mapping[str, np.ndarray] | None = None,
+    tree_name: str = TREE_NAME,
+) -> list[str]:
+    """Write ``columns`` and ``observers`` as branches of one TTree in ``path``, atomically.
+
+    All arrays need one entry per event along axis 0; fixed-size trailing dimensions become
+    fixed-size array branches. Observers that a TTree cannot store (strings, Python objects) are
+    skipped with a warning, and an observer whose name is also a column is an error. Returns
+    the names of the written branches.
+    """
+    branches: dict[str, np.ndarray] = {name: np.asarray(values) for name, values in columns.items()}
+    for name, observer in (observers or {}).items():
+        if name in branches:
+            message = (
+                f"observer {name!r} has the same name as a prediction branch of {path}: "
+                "rename the observer in the data configuration"
+            )
+            raise ValueError(message)
+        values = np.asarray(observer)
+        if values.dtype.kind not in "biuf":
+            log.warning(
+                "Observer %s has dtype %s, which a TTree branch cannot hold: it is not written "
+                "to %s (store it as a number, e.g. a category index)",
+                name,
+                values.dtype,
+                path,
+            )
+            continue
+        branches[name] = values
+
+    lengths = {name: len(values) for name, values in branches.items()}
+    if len(set(lengths.values())) > 1:
+        message = f"branches for {path} differ in length: {lengths}"
+        raise ValueError(message)
+    n_events = next(iter(lengths.values()), 0)
+
+    branch_types = {
+        name: np.dtype((values.dtype, values.shape[1:])) for name, values in branches.items()
+    }
+    with atomic_output(Path(path)) as temporary, uproot.recreate(temporary) as file:
+        tree = file.mktree(tree_name, branch_types, title="Model predictions with observers")
+        for start in range(0, n_events, CHUNK_SIZE):
+            tree.extend(
+                {name: values[start : start + CHUNK_SIZE] for name, values in branches.items()}
+            )
+    log.info(
+        "Wrote %d events with branches %s to %s:%s", n_events, ", ".join(branches), path, tree_name
+    )
+    return list(branches)

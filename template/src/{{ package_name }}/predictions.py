@@ -1,0 +1,73 @@
+"""Predictions of a trained task on one split, and their evaluation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch.loggers import Logger
+
+from .evaluation import run_evaluation
+from .tasks.base import SupervisedTask
+
+log = logging.getLogger(__name__)
+
+
+def predict_split(
+    trainer: Trainer, task: SupervisedTask, datamodule: Any, split: str
+) -> dict[str, np.ndarray]:
+    """Run ``task`` on every event of ``split`` and return NumPy arrays sorted by ``index``.
+
+    The arrays are those of ``predict_step`` (``score`` or ``prediction``, ``index``,
+    ``target``, ``weight``). Regression predictions and targets are mapped back to physical
+    units with the data module's preprocessor.
+    """
+    batches = trainer.predict(
+        task, dataloaders=datamodule.predict_dataloader(split), return_predictions=True
+    )
+    if not batches:
+        msg = f"the {split} split has no events to predict; check data.split in the data config"
+        raise RuntimeError(msg)
+    first: dict[str, torch.Tensor] = batches[0]  # type: ignore[assignment]
+    arrays = {
+        key: torch.cat([batch[key] for batch in batches]).numpy()  # type: ignore[index]
+        for key in first
+    }
+    order = np.argsort(arrays["index"], kind="stable")
+    arrays = {key: values[order] for key, values in arrays.items()}
+    if "prediction" in arrays:
+        inverse = datamodule.preprocessor.inverse_transform_target
+        arrays["prediction"] = inverse(arrays["prediction"])
+        arrays["target"] = inverse(arrays["target"])
+    return arrays
+
+
+def evaluate_split(
+    trainer: Trainer,
+    task: SupervisedTask,
+    datamodule: LightningDataModule,
+    output_dir: Path,
+    loggers: list[Logger],
+    split: str = "test",
+) -> dict[str, float]:
+    """Predict ``split`` (and the training split, for the overtraining check), then write and
+    log metrics, plots and predictions.root into ``output_dir``; return the metrics."""
+    log.info("Predicting the %s split", split)
+    predictions = predict_split(trainer, task, datamodule, split)
+    train_predictions = None
+    if split != "train":
+        log.info("Predicting the train split for the overtraining check")
+        train_predictions = predict_split(trainer, task, datamodule, "train")
+    return run_evaluation(
+        task.task_type,
+        predictions,
+        datamodule,
+        output_dir,
+        loggers,
+        train_predictions,
+        split=split,
+    )

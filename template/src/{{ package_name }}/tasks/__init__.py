@@ -1,0 +1,2 @@
+"""Lightning modules that train a model for one task: loss with event weights, metrics,
+optimizer and scheduler."""

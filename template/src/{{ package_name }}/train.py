@@ -1,0 +1,98 @@
+"""The ``train`` command: fit a model, test its best checkpoint and evaluate it.
+
+``train(cfg)`` runs one training from a composed configuration (tests call it with Hydra's
+compose API); ``main()`` is the Hydra app behind the console script.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch import Trainer
+from omegaconf import DictConfig, OmegaConf
+
+from .configuration import config_dir, save_run_config
+from .predictions import evaluate_split
+from .trackers import finalize_loggers, instantiate_group, log_run_config
+
+log = logging.getLogger(__name__)
+
+PREPROCESSING_SIDECAR = "preprocessing.json"
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train, test and evaluate as ``cfg`` (a composed train.yaml) says; return the metrics.
+
+    ``cfg`` is resolved in place first, so the caller sees the run folder that was used.
+    The returned metrics are those of the test loop (``test/...``) and, when
+    ``cfg.evaluate`` is set, those of the evaluation (``auc``, ``resolution``, ...).
+    """
+    OmegaConf.resolve(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_run_config(cfg, output_dir)
+    log.info("Run folder: %s", output_dir.resolve())
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    task = instantiate(cfg.task, model=instantiate(cfg.model))
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+
+    failed = True
+    try:
+        log_run_config(loggers, cfg)
+        trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        best_checkpoint = _write_sidecar(trainer, datamodule, output_dir)
+
+        metrics: dict[str, float] = {}
+        if cfg.get("evaluate", True):
+            results = trainer.test(task, datamodule=datamodule, ckpt_path=best_checkpoint)
+            metrics.update({name: float(value) for name, value in results[0].items()})
+            evaluation_dir = output_dir / "evaluation"
+            metrics.update(evaluate_split(trainer, task, datamodule, evaluation_dir, loggers))
+            log.info("Evaluation outputs (metrics.json, plots/, predictions.root): %s",
+                     evaluation_dir.resolve())
+        failed = False
+    finally:
+        finalize_loggers(loggers, failed=failed)
+    return metrics
+
+
+def _write_sidecar(trainer: Trainer, datamodule: object, output_dir: Path) -> str | None:
+    """Write the preprocessing JSON next to the checkpoints; return the best checkpoint's
+    path, or None when none was saved (the test then uses the weights in memory)."""
+    callback = trainer.checkpoint_callback
+    checkpoint_dir = output_dir / "checkpoints"
+    best = None
+    if callback is not None and getattr(callback, "dirpath", None):
+        checkpoint_dir = Path(callback.dirpath)  # type: ignore[attr-defined]
+        best = callback.best_model_path or None  # type: ignore[attr-defined]
+    datamodule.preprocessor.to_json(checkpoint_dir / PREPROCESSING_SIDECAR)  # type: ignore[attr-defined]
+    if best is None:
+        log.warning("No checkpoint was saved; testing and evaluating the final weights")
+    else:
+        log.info("Best checkpoint: %s", Path(best).resolve())
+    return best
+
+
+def _train_app(cfg: DictConfig) -> None:
+    # Hydra decides the run folder (one per job in a multirun); the run writes everything there.
+    cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
+    train(cfg)
+
+
+def main() -> None:
+    """Entry point of the ``train`` command (Hydra command-line overrides apply)."""
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+    app(_train_app)()
+
+
+if __name__ == "__main__":
+    main()
