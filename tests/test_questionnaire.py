@@ -3,6 +3,7 @@ rendered trees that hold exactly the files their answers need and no leftover Ji
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -17,8 +18,8 @@ import yaml
 from combinations import TEMPLATE_ROOT, Combination, full_matrix
 from questionnaire import MODEL_FAMILIES
 
-# Renders are cheap (well under a second each); keeping every test of this module on one
-# pytest-xdist worker lets the session cache below render each combination once.
+# One render takes well under a second. Every test of this module runs on one pytest-xdist
+# worker, so the session cache below renders each combination once.
 pytestmark = pytest.mark.xdist_group("questionnaire")
 
 COPIER_YML = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text(encoding="utf-8"))
@@ -29,6 +30,13 @@ ASKED = QUESTIONS - COMPUTED
 LICENSES = ("MIT", "BSD-3-Clause", "Apache-2.0")
 PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13")
 TRACKER_PACKAGES = {"wandb": "wandb", "tensorboard": "tensorboard", "mlflow": "mlflow", "csv": None}
+# What the rendered README tells users to run (or open) to see their runs, per tracker.
+TRACKER_COMMANDS = {
+    "wandb": "wandb sync",
+    "tensorboard": "tensorboard --logdir",
+    "mlflow": "mlflow ui --backend-store-uri sqlite:///",
+    "csv": "csv/metrics.csv",
+}
 
 # Jinja that survived rendering: an answer or copier variable in `{{ }}`, or a statement tag.
 # GitHub's `${{ }}` expressions and Python's `{{` escapes in f-strings do not match.
@@ -277,9 +285,37 @@ def test_no_leftover_jinja_or_empty_files(rendered, index: int) -> None:
         assert "{%" not in relative, relative
         text = path.read_text(encoding="utf-8")
         assert text.strip(), f"{relative} is empty"
-        assert text.endswith("\n"), f"{relative} does not end with a newline"
         match = LEFTOVER_JINJA.search(text)
         assert match is None, f"{relative} holds leftover Jinja: {match and match.group(0)!r}"
+
+
+@pytest.mark.parametrize("index", range(len(MATRIX)), ids=[c.name for c in MATRIX])
+def test_rendered_files_pass_hygiene_hooks(rendered, index: int) -> None:
+    """Check what the end-of-file-fixer and trailing-whitespace pre-commit hooks check."""
+    project, _ = rendered(index)
+
+    for path in files_of(project):
+        relative = path.relative_to(project).as_posix()
+        text = path.read_text(encoding="utf-8")
+        assert text.endswith("\n"), f"{relative} does not end with a newline"
+        assert not text.endswith("\n\n"), f"{relative} ends with blank lines"
+        for number, line in enumerate(text.splitlines(), start=1):
+            assert line == line.rstrip(), f"{relative}:{number} has trailing whitespace"
+
+
+@pytest.mark.parametrize("index", range(len(MATRIX)), ids=[c.name for c in MATRIX])
+def test_rendered_files_parse(rendered, index: int) -> None:
+    project, _ = rendered(index)
+
+    for path in files_of(project):
+        relative = path.relative_to(project).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".py":
+            ast.parse(text, filename=relative)
+        elif path.suffix in {".yaml", ".yml"}:
+            yaml.safe_load(text)
+        elif path.suffix == ".toml":
+            tomllib.loads(text)
 
 
 @pytest.mark.parametrize("index", range(len(MATRIX)), ids=[c.name for c in MATRIX])
@@ -303,9 +339,6 @@ def test_files_match_answers(rendered, index: int) -> None:
         if package_name is None:
             continue
         assert (package_name in dependencies) == (name == tracker), package_name
-    logger_configs = {path.stem for path in (project / "configs" / "logger").glob("*.yaml")}
-    assert tracker in logger_configs
-    assert not logger_configs & (set(TRACKER_PACKAGES) - {tracker})
 
     licence_text = (project / "LICENSE").read_text(encoding="utf-8")
     assert pyproject["project"]["license"] == answers["license"]
@@ -320,3 +353,24 @@ def test_files_match_answers(rendered, index: int) -> None:
     workflow = (project / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
     assert f'"{answers["python_version"]}"' in workflow
     assert ("WANDB_MODE" in workflow) == (tracker == "wandb")
+
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    for name, command in TRACKER_COMMANDS.items():
+        assert (command in readme) == (name == tracker), command
+
+
+@pytest.mark.parametrize("index", range(len(MATRIX)), ids=[c.name for c in MATRIX])
+def test_configs_match_answers(rendered, index: int) -> None:
+    project, answers = rendered(index)
+    configs = project / "configs"
+
+    data_configs = {path.stem for path in (configs / "data").glob("*.yaml")}
+    assert data_configs == {f"toy_{answers['task']}"}
+    model_configs = {path.stem for path in (configs / "model").glob("*.yaml")}
+    assert model_configs == {answers["model_family"]}
+    task_configs = {path.stem for path in (configs / "task").glob("*.yaml")}
+    assert task_configs == {answers["task"]}
+    logger_configs = {path.stem for path in (configs / "logger").glob("*.yaml")}
+    assert logger_configs == {answers["tracker"]}
+    trainer = yaml.safe_load((configs / "trainer" / "default.yaml").read_text(encoding="utf-8"))
+    assert trainer["accelerator"] == answers["accelerator"]

@@ -1,9 +1,9 @@
 """The default render against the tools its own CI and pre-commit hooks run.
 
-Each tool runs as a subprocess of the executable installed next to this Python (or on PATH); a
-test whose tool is missing is skipped and says which package provides it. pre-commit itself cannot
-run its hooks here (it clones them from GitHub), so its configuration is validated and the hooks'
-tools run directly.
+Each tool runs as a subprocess, from the executable installed next to this Python or else from
+PATH. A test whose tool is missing is skipped with the name of the package that provides it.
+pre-commit cannot run its hooks offline because it clones them from GitHub, so its configuration
+is validated and the hooks' tools run directly.
 """
 
 from __future__ import annotations

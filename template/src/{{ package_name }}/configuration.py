@@ -18,6 +18,8 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # File name of the resolved configuration in every run directory.
 RUN_CONFIG_NAME = "config.yaml"
 
+_issued_run_ids: set[str] = set()
+
 
 def config_dir() -> Path:
     """Return the folder that holds train.yaml and evaluate.yaml.
@@ -47,9 +49,17 @@ def count_logits(classes: Sized) -> int:
 
 
 def new_run_id() -> str:
-    """Return a run name that no other process can choose, even in the same second:
-    local time, process id and a random suffix, e.g. 2025-01-31_14-05-09_4242_9f3c."""
-    return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{os.getpid()}_{secrets.token_hex(2)}"
+    """Return a run name that no other run can get, even one started in the same second:
+    local time, process id and a random suffix, e.g. 2025-01-31_14-05-09_4242_9f3c1a.
+
+    The process id separates concurrent processes on one machine, the random suffix those on
+    machines that share a log folder, and a suffix is never reused within one process.
+    """
+    while True:
+        run_id = f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{os.getpid()}_{secrets.token_hex(3)}"
+        if run_id not in _issued_run_ids:
+            _issued_run_ids.add(run_id)
+            return run_id
 
 
 def register_resolvers() -> None:

@@ -83,8 +83,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         failed = False
     finally:
         finalize_loggers(loggers, failed=failed)
-    log.info("Evaluation outputs (metrics.json, plots/, predictions.root): %s",
-             output_dir.resolve())
+    log.info(
+        "Evaluation outputs (metrics.json, plots/, predictions.root): %s", output_dir.resolve()
+    )
     return metrics
 
 

@@ -57,8 +57,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update({name: float(value) for name, value in results[0].items()})
             evaluation_dir = output_dir / "evaluation"
             metrics.update(evaluate_split(trainer, task, datamodule, evaluation_dir, loggers))
-            log.info("Evaluation outputs (metrics.json, plots/, predictions.root): %s",
-                     evaluation_dir.resolve())
+            log.info(
+                "Evaluation outputs (metrics.json, plots/, predictions.root): %s",
+                evaluation_dir.resolve(),
+            )
         failed = False
     finally:
         finalize_loggers(loggers, failed=failed)

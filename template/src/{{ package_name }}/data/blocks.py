@@ -16,7 +16,7 @@ import numpy as np
 
 from . import splitting
 from .columns import describe, jagged_column, observer_column, scalar_column
-from .config import DataConfig
+from .config import DataConfig, ObjectsConfig
 from .errors import DataError
 from .expressions import Evaluator, VariableResolver
 from .padding import pad_objects
@@ -186,7 +186,7 @@ class BlockBuilder:
         )
         objects = mask = None
         if config.inputs.objects is not None:
-            objects, mask = self._pad(evaluator, tree_file)
+            objects, mask = self._pad(evaluator, tree_file, config.inputs.objects)
 
         def column(text: str) -> np.ndarray:
             return scalar_column(evaluator.evaluate(text), n, text, where)
@@ -206,9 +206,10 @@ class BlockBuilder:
             },
         )
 
-    def _pad(self, evaluator: Evaluator, tree_file: TreeFile) -> tuple[np.ndarray, np.ndarray]:
-        spec = self.config.inputs.objects
-        assert spec is not None
+    @staticmethod
+    def _pad(
+        evaluator: Evaluator, tree_file: TreeFile, spec: ObjectsConfig
+    ) -> tuple[np.ndarray, np.ndarray]:
         where = tree_file.where
         columns = [jagged_column(evaluator.evaluate(b), b, where) for b in spec.branches]
         sort_key = None
@@ -353,9 +354,8 @@ class BlockBuilder:
 
     def _split(self, evaluator: Evaluator, tree_file: TreeFile) -> np.ndarray:
         split = self.config.split
-        if split.method == "random":
+        if split.method == "random" or split.key is None:
             return splitting.assign_random(split, tree_file.file_key, evaluator.entries)
-        assert split.key is not None
         value = evaluator.evaluate(split.key)
         keys = scalar_column(value, evaluator.length, split.key, tree_file.where)
         return splitting.assign_modulo(split, keys, tree_file.where)
@@ -391,7 +391,7 @@ class BlockBuilder:
             yield name, ~np.isfinite(block.features[:, index])
         if block.objects is not None:
             for index, name in enumerate(config.object_feature_names):
-                yield name, ~np.isfinite(block.objects[:, :, index]).any(axis=1)
+                yield name, (~np.isfinite(block.objects[:, :, index])).any(axis=1)
         if config.targets:
             for index, name in enumerate(config.targets):
                 yield name, ~np.isfinite(block.target[:, index])

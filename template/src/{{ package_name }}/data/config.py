@@ -89,10 +89,15 @@ class PreprocessingConfig:
 
 @dataclass(frozen=True)
 class LoadingConfig:
-    """How events are read: all at once into memory, or streamed in chunks of entries."""
+    """How events are read: all at once into memory, or streamed in chunks of entries.
+
+    ``chunk_size`` counts entries per read; in stream mode a chunk combines pieces of up to
+    ``files_per_chunk`` files, and ``shuffle_buffer`` samples are held back for shuffling.
+    """
 
     mode: str = "memory"
     chunk_size: int = 100_000
+    files_per_chunk: int = 16
     shuffle_buffer: int = 100_000
     seed: int = 0
 
@@ -271,11 +276,11 @@ def _parse_loading(values: Mapping[str, Any]) -> LoadingConfig:
     _check_keys(LoadingConfig, values, "data.loading")
     loading = LoadingConfig(**values)
     _choice(loading.mode, LOADING_MODES, "data.loading.mode")
-    if loading.chunk_size < 1 or loading.shuffle_buffer < 0:
+    if loading.chunk_size < 1 or loading.files_per_chunk < 1 or loading.shuffle_buffer < 0:
         msg = (
-            f"data.loading has chunk_size={loading.chunk_size}, "
-            f"shuffle_buffer={loading.shuffle_buffer}; chunk_size must be positive and "
-            "shuffle_buffer non-negative (both count events)"
+            f"data.loading has chunk_size={loading.chunk_size}, files_per_chunk="
+            f"{loading.files_per_chunk}, shuffle_buffer={loading.shuffle_buffer}; chunk_size "
+            "and files_per_chunk must be positive and shuffle_buffer non-negative"
         )
         raise DataError(msg)
     return loading

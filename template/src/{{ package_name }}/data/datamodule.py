@@ -122,7 +122,7 @@ class RootDataModule(L.LightningDataModule):
 
     # Setup -------------------------------------------------------------------------------------
 
-    def setup(self, stage: str | None = None) -> None:  # noqa: ARG002 - one read serves all stages
+    def setup(self, stage: str | None = None) -> None:
         """Find the files, read them (memory mode) or a training sample of them (stream mode),
         and fit the preprocessing on the training split.
 
@@ -284,6 +284,13 @@ class RootDataModule(L.LightningDataModule):
             source = np.zeros(0, dtype=str) if block is None else self._source_column(block)
             self._observers[split] = {**observers, "source": source}
         return dict(self._observers[split])
+
+    def split_size(self, split: str) -> int:
+        """Return the number of samples in ``split``; stream mode counts them by reading."""
+        self._check_split(split)
+        if split in self._blocks:
+            return len(self._blocks[split])
+        return len(self.observers(split)["source"])
 
     # Checkpoint state --------------------------------------------------------------------------
 

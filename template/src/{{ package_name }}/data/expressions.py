@@ -175,7 +175,12 @@ class Evaluator:
         if ENTRY_NAME in text:
             values[ENTRY_NAME] = self.entries
         try:
-            result = eval(parsed.code, {**_GLOBALS, **values})
+            # NaN and inf results are not warned about here: the finiteness check after
+            # evaluation reports them with the variable name and the entry.
+            with np.errstate(all="ignore"):
+                # The parser above rejects underscore attributes and dunder names, and the
+                # namespace holds only the modules and built-ins listed at the top.
+                result = eval(parsed.code, {**_GLOBALS, **values})  # noqa: S307
         except ExpressionError:
             raise
         except Exception as error:

@@ -139,8 +139,10 @@ class Preprocessor:
             for index, transform in enumerate(self.objects):
                 values = objects[rows, :, index][real]
                 self._fit_one(transform, values, self.config.method, "objects")
+        if self.targets and targets is None:
+            msg = "target transforms need the targets to fit"
+            raise ValueError(msg)
         for index, transform in enumerate(self.targets):
-            assert targets is not None
             self._fit_one(transform, targets[rows, index], self.config.target_method, "targets")
         self.fitted = True
         return self

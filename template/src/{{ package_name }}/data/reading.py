@@ -53,14 +53,26 @@ def iterate_arrays(
     if not wanted:
         # uproot yields no chunks when no branch is selected, but every chunk needs a length.
         wanted = {min(tree.keys())}
-    for arrays, report in tree.iterate(
+    chunks = tree.iterate(
         filter_name=lambda name: name in wanted,
         step_size=chunk_size,
         entry_start=entry_start,
         entry_stop=entry_stop,
         library="ak",
         report=True,
-    ):
+    )
+    while True:
+        try:
+            arrays, report = next(chunks)
+        except StopIteration:
+            return
+        except Exception as error:  # uproot raises many types for damaged files
+            msg = (
+                f"failed to read entries {entry_start}..{entry_stop} of {sorted(wanted)} from "
+                f"{tree.file.file_path}, tree {tree.name!r} ({type(error).__name__}: {error}); "
+                "the file may be truncated or damaged"
+            )
+            raise DataError(msg) from error
         yield report.tree_entry_start, {name: arrays[name] for name in arrays.fields}
 
 

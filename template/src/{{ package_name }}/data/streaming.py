@@ -1,17 +1,18 @@
 """Streaming dataset: reads chunks of entries with uproot while training, in flat memory.
 
-The entries of every file are cut into work units of about ``chunk_size`` entries (at cluster
-boundaries where the TTree has them, so no basket is decompressed twice). Each epoch orders the
-units so that all files advance at the same pace, which gives every stretch of the stream a
-share of every file, then deals them round-robin to the (rank, worker) shards. Every unit is
-read by exactly one shard, so every selected sample appears exactly once per epoch whatever
-the number of files, chunk size, workers or ranks. A shuffle buffer mixes samples across units.
+Each epoch cuts every file into pieces and combines them into chunks of about ``chunk_size``
+entries that hold the same fraction of every file (of ``files_per_chunk`` files at a time when
+there are more, see :func:`plan_chunks`). Chunks are dealt
+round-robin to the (rank, worker) shards and every chunk is read by exactly one shard, so every
+selected sample appears exactly once per epoch whatever the number of files, the chunk size,
+the workers or the ranks. A shuffle buffer then mixes samples across chunks.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .blocks import BlockBuilder, EventBlock
+from .config import LoadingConfig
 from .datasets import Batch, BatchAssembler
 from .reading import read_range
 from .sources import TreeFile, open_tree
@@ -31,7 +33,7 @@ MAX_OPEN_FILES = 8
 
 
 @dataclass(frozen=True)
-class WorkUnit:
+class Piece:
     """Entries ``[entry_start, entry_stop)`` of file number ``file`` of the dataset."""
 
     file: int
@@ -39,52 +41,64 @@ class WorkUnit:
     entry_stop: int
 
 
-def plan_units(
-    files: Sequence[TreeFile], chunk_size: int, builder: BlockBuilder
-) -> list[list[WorkUnit]]:
-    """Cut every file into units of about ``chunk_size`` entries; returns one list per file."""
+def plan_pieces(files: Sequence[TreeFile], piece_size: int) -> list[list[Piece]]:
+    """Cut every file into pieces of ``piece_size`` entries (the last may be shorter)."""
     plan = []
     for index, tree_file in enumerate(files):
-        boundaries = _cluster_boundaries(tree_file, builder.branches(tree_file))
-        if boundaries is None:
-            edges = [*range(0, tree_file.num_entries, chunk_size), tree_file.num_entries]
-        else:
-            edges = [0]
-            for boundary in boundaries[1:]:
-                if boundary - edges[-1] >= chunk_size or boundary == tree_file.num_entries:
-                    edges.append(boundary)
-        plan.append([WorkUnit(index, a, b) for a, b in itertools.pairwise(edges)])
+        edges = [*range(0, tree_file.num_entries, piece_size), tree_file.num_entries]
+        plan.append([Piece(index, a, b) for a, b in itertools.pairwise(edges)])
     return plan
 
 
-def _cluster_boundaries(tree_file: TreeFile, branches: set[str]) -> list[int] | None:
-    """Return the entry numbers at which every branch read starts a new basket (TTree), or
-    None when the format gives none (RNTuple)."""
-    root_file, tree = open_tree(tree_file.path, tree_file.tree)
-    with root_file:
-        if not hasattr(tree, "common_entry_offsets"):
-            return None
-        wanted = branches or {min(tree.keys())}
-        offsets = tree.common_entry_offsets(filter_name=lambda name: name in wanted)
-        return [int(offset) for offset in offsets]
+def order_pieces(plan: list[list[Piece]], seed: int, epoch: int, shuffle: bool) -> list[Piece]:
+    """Return all pieces in reading order, in which all files advance at the same pace.
 
-
-def order_units(plan: list[list[WorkUnit]], seed: int, epoch: int, shuffle: bool) -> list[WorkUnit]:
-    """Return all units in reading order: files advance at the same pace.
-
-    Unit ``k`` of a file with ``n`` units gets the position ``(k + u) / n`` with ``u`` uniform
-    in [0, 1) (0.5 without shuffling); sorting by position interleaves the files in proportion
-    to their sizes. With shuffling, each file's units are also permuted every epoch.
+    Piece ``k`` of a file with ``n`` pieces gets the position ``(k + u) / n``, with ``u``
+    uniform in [0, 1) (0.5 without shuffling); sorting by position interleaves the files in
+    proportion to their sizes. With shuffling, each file's pieces are also permuted per epoch.
     """
     rng = np.random.default_rng([seed, epoch])
     keyed = []
-    for units in plan:
-        order = rng.permutation(len(units)) if shuffle else np.arange(len(units))
-        offsets = rng.random(len(units)) if shuffle else np.full(len(units), 0.5)
-        for k, (unit_index, offset) in enumerate(zip(order, offsets, strict=True)):
-            keyed.append(((k + offset) / len(units), units[unit_index].file, units[unit_index]))
+    for pieces in plan:
+        order = rng.permutation(len(pieces)) if shuffle else np.arange(len(pieces))
+        offsets = rng.random(len(pieces)) if shuffle else np.full(len(pieces), 0.5)
+        for k, (piece_index, offset) in enumerate(zip(order, offsets, strict=True)):
+            piece = pieces[piece_index]
+            keyed.append(((k + offset) / len(pieces), piece.file, piece))
     keyed.sort(key=lambda item: (item[0], item[1]))
-    return [unit for _, _, unit in keyed]
+    return [piece for _, _, piece in keyed]
+
+
+def plan_chunks(
+    files: Sequence[TreeFile], loading: LoadingConfig, epoch: int, shuffle: bool
+) -> list[list[Piece]]:
+    """Return the chunks of one epoch, each a list of pieces of about ``chunk_size`` entries.
+
+    With at most ``files_per_chunk`` files, every file is cut into as many pieces as there are
+    chunks and each chunk takes one piece of every file: the same fraction of each file.
+    With more files, each file is cut into pieces of ``chunk_size / files_per_chunk`` entries
+    and a chunk takes ``files_per_chunk`` consecutive pieces of the reading order of
+    :func:`order_pieces`, so of different files.
+    """
+    total = sum(f.num_entries for f in files)
+    if len(files) <= loading.files_per_chunk:
+        rng = np.random.default_rng([loading.seed, epoch])
+        n_chunks = max(1, math.ceil(total / loading.chunk_size))
+        per_file = []
+        for index, tree_file in enumerate(files):
+            edges = np.linspace(0, tree_file.num_entries, n_chunks + 1).round().astype(int)
+            pieces = [Piece(index, int(a), int(b)) for a, b in itertools.pairwise(edges)]
+            if shuffle:
+                pieces = [pieces[k] for k in rng.permutation(n_chunks)]
+            per_file.append(pieces)
+        chunks = [[pieces[k] for pieces in per_file] for k in range(n_chunks)]
+    else:
+        per_chunk = loading.files_per_chunk
+        piece_size = max(1, loading.chunk_size // per_chunk)
+        pieces = order_pieces(plan_pieces(files, piece_size), loading.seed, epoch, shuffle)
+        chunks = [pieces[start : start + per_chunk] for start in range(0, len(pieces), per_chunk)]
+    chunks = [[p for p in chunk if p.entry_stop > p.entry_start] for chunk in chunks]
+    return [chunk for chunk in chunks if chunk]
 
 
 def distributed_shard() -> tuple[int, int]:
@@ -131,8 +145,8 @@ class ShuffleBuffer:
 class StreamingDataset(IterableDataset[Batch]):
     """Batches of one split, read from the files as they are consumed.
 
-    ``ordered=True`` reads units in file order without shuffling and must run in one process:
-    ``index`` is then the row of the sample in its split, as for the in-memory dataset.
+    ``ordered=True`` reads the chunks in a fixed order without shuffling and must run in one
+    process: ``index`` is then the row of the sample in its split, as for the in-memory dataset.
     Otherwise ``index`` is the dataset-wide entry id of the event, unique per event, because a
     worker cannot know the rows that other workers produce. ``rank`` and ``world_size`` default
     to those of torch.distributed.
@@ -162,13 +176,11 @@ class StreamingDataset(IterableDataset[Batch]):
         self.shuffle = shuffle and not ordered
         self.ordered = ordered
         self.keep_observers = keep_observers
-        self.chunk_size = loading.chunk_size
+        self.loading = loading
         self.shuffle_buffer = loading.shuffle_buffer if self.shuffle else 0
-        self.seed = loading.seed
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
-        self.plan = plan_units(self.files, self.chunk_size, builder)
 
     def _shard(self) -> tuple[int, int]:
         rank, world_size = distributed_shard()
@@ -177,48 +189,50 @@ class StreamingDataset(IterableDataset[Batch]):
         worker = get_worker_info()
         worker_id, n_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
         if self.ordered and n_workers * world_size > 1:
-            msg = "an ordered streaming dataset runs in one process: use num_workers=0"
+            msg = (
+                "an ordered streaming dataset (predict_dataloader, observers) runs in one "
+                "process: use num_workers=0 and a single rank"
+            )
             raise RuntimeError(msg)
         return rank * n_workers + worker_id, world_size * n_workers
 
-    def units(self) -> list[WorkUnit]:
-        """Return the units this process reads in the current epoch."""
+    def chunks(self) -> list[list[Piece]]:
+        """Return the chunks this process reads in the current epoch."""
         shard, n_shards = self._shard()
-        ordered = order_units(self.plan, self.seed, self.epoch, self.shuffle)
-        return ordered[shard::n_shards]
+        chunks = plan_chunks(self.files, self.loading, self.epoch, self.shuffle)
+        return chunks[shard::n_shards]
 
     def blocks(self) -> Iterator[EventBlock]:
-        """Yield the blocks of this split in this process's units, before batching."""
-        open_trees: dict[int, tuple[Any, Any]] = {}
+        """Yield one block of this split per chunk this process reads, before batching."""
+        trees = _OpenTrees(self.files)
         try:
-            for unit in self.units():
-                tree_file = self.files[unit.file]
-                if unit.file not in open_trees:
-                    if len(open_trees) >= MAX_OPEN_FILES:
-                        oldest = next(iter(open_trees))
-                        open_trees.pop(oldest)[0].close()
-                    open_trees[unit.file] = open_tree(tree_file.path, tree_file.tree)
-                tree = open_trees[unit.file][1]
-                chunks = read_range(
-                    self.builder,
-                    tree_file,
-                    tree,
-                    self.chunk_size,
-                    unit.entry_start,
-                    unit.entry_stop,
-                )
-                for block, _ in chunks:
-                    part = block.take(np.flatnonzero(block.split == self.split_code))
-                    if not self.keep_observers:
-                        part.observers = {}
-                    yield part
+            for chunk in self.chunks():
+                parts = []
+                for piece in chunk:
+                    tree_file = self.files[piece.file]
+                    reads = read_range(
+                        self.builder,
+                        tree_file,
+                        trees.get(piece.file),
+                        piece.entry_stop - piece.entry_start,
+                        piece.entry_start,
+                        piece.entry_stop,
+                    )
+                    for block, _ in reads:
+                        part = block.take(np.flatnonzero(block.split == self.split_code))
+                        if not self.keep_observers:
+                            part.observers = {}
+                        parts.append(part)
+                if parts:
+                    yield EventBlock.concatenate(parts)
         finally:
-            for root_file, _ in open_trees.values():
-                root_file.close()
+            trees.close()
 
     def __iter__(self) -> Iterator[Batch]:
         shard, _ = self._shard()
-        rng = np.random.default_rng([self.seed, self.epoch, shard]) if self.shuffle else None
+        rng = None
+        if self.shuffle:
+            rng = np.random.default_rng([self.loading.seed, self.epoch, shard])
         buffer = ShuffleBuffer(self.batch_size, self.shuffle_buffer, rng)
         row = 0
         for block in self.blocks():
@@ -234,6 +248,27 @@ class StreamingDataset(IterableDataset[Batch]):
         return self.assembler(block, index)
 
 
+class _OpenTrees:
+    """Keeps up to MAX_OPEN_FILES files open, closing the least recently opened first."""
+
+    def __init__(self, files: Sequence[TreeFile]) -> None:
+        self.files = files
+        self.open: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, index: int) -> Any:
+        if index not in self.open:
+            if len(self.open) >= MAX_OPEN_FILES:
+                self.open.pop(next(iter(self.open)))[0].close()
+            tree_file = self.files[index]
+            self.open[index] = open_tree(tree_file.path, tree_file.tree)
+        return self.open[index][1]
+
+    def close(self) -> None:
+        for root_file, _ in self.open.values():
+            root_file.close()
+        self.open.clear()
+
+
 class EpochDataLoader(DataLoader[Batch]):
     """DataLoader that sets its streaming dataset's epoch on every pass, so shuffling differs
     between epochs although each pass starts fresh worker processes (which copy the dataset
@@ -241,7 +276,9 @@ class EpochDataLoader(DataLoader[Batch]):
 
     def __iter__(self) -> Any:
         dataset = self.dataset
-        assert isinstance(dataset, StreamingDataset)
+        if not isinstance(dataset, StreamingDataset):
+            msg = f"EpochDataLoader needs a StreamingDataset, got {type(dataset).__name__}"
+            raise TypeError(msg)
         passes = getattr(self, "_passes", 0)
         dataset.epoch = passes
         self._passes = passes + 1

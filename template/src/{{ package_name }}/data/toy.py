@@ -33,6 +33,7 @@ from ..evaluation.atomic_write import atomic_output
 log = logging.getLogger(__name__)
 
 PROCESSES = ("background", "signal")
+BASKET_ENTRIES = 5_000
 INPUT_SETS = ("all", "features")
 
 
@@ -266,9 +267,14 @@ def optimal_rmse(inputs: str = "all", n_events: int = 200_000, seed: int = 12345
 
 def write_tree(path: Path, branches: Mapping[str, Any], tree: str = "events") -> None:
     """Write ``branches`` as a TTree to ``path`` atomically (temporary file, then rename)."""
+    n_entries = len(next(iter(branches.values())))
     with atomic_output(path) as temporary, uproot.recreate(temporary) as root_file:
         root_file.mktree(tree, {name: _branch_type(value) for name, value in branches.items()})
-        root_file[tree].extend(dict(branches))
+        # One basket per BASKET_ENTRIES entries, as ROOT writes large trees, so that streaming
+        # and parallel workers see files with many baskets.
+        for start in range(0, n_entries, BASKET_ENTRIES):
+            stop = start + BASKET_ENTRIES
+            root_file[tree].extend({name: value[start:stop] for name, value in branches.items()})
 
 
 def _branch_type(value: Any) -> Any:

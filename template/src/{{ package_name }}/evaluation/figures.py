@@ -22,7 +22,7 @@ from matplotlib.legend import Legend
 
 from .atomic_write import atomic_output
 
-EXPERIMENT_STYLES: dict[str, dict] = {
+EXPERIMENT_STYLES: dict[str, dict[str, Any]] = {
     "CMS": mplhep.style.CMS,
     "ATLAS": mplhep.style.ATLAS,
     "LHCb": mplhep.style.LHCb2,
@@ -90,7 +90,7 @@ def add_experiment_label(axes: Axes, style: PlotStyle) -> None:
 
 
 def new_figure(**kwargs: Any) -> Figure:
-    """Create a figure with an Agg canvas, so legends can be measured before it is saved."""
+    """Create a figure drawn by Agg, whatever matplotlib backend the session has selected."""
     figure = Figure(**kwargs)
     FigureCanvasAgg(figure)
     return figure
@@ -99,12 +99,10 @@ def new_figure(**kwargs: Any) -> Figure:
 def place_legend_above_data(axes: Axes, legend: Legend) -> None:
     """Raise the top of the y axis until the data end below ``legend``, on linear or log axes.
 
-    The legend must sit at the top of the axes (loc "upper ..."), and the figure needs the Agg
-    canvas that `new_figure` attaches.
+    The legend must sit at the top of the axes (loc "upper ...").
     """
-    renderer = axes.figure.canvas.get_renderer()
-    legend_height = legend.get_window_extent(renderer).height
-    axes_height = axes.get_window_extent(renderer).height
+    legend_height = legend.get_window_extent().height
+    axes_height = axes.get_window_extent().height
     share = min(legend_height / axes_height + 0.04, MAX_LEGEND_SHARE)
     bottom, top = axes.get_ylim()
     if axes.get_yscale() == "log":

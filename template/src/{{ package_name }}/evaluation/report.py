@@ -10,6 +10,7 @@ import importlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from lightning.pytorch.loggers import Logger
@@ -28,10 +29,17 @@ PREDICTIONS_FILE = "predictions.root"
 PLOTS_FOLDER = "plots"
 
 
+class ObserverSource(Protocol):
+    """The data module as `run_evaluation` uses it; the task's evaluation also reads
+    ``class_names`` or ``target_names``."""
+
+    def observers(self, split: str) -> Mapping[str, np.ndarray]: ...
+
+
 def run_evaluation(
     task: str,
     predictions: Mapping[str, np.ndarray],
-    datamodule,
+    datamodule: ObserverSource,
     output_dir: Path,
     loggers: Sequence[Logger],
     train_predictions: Mapping[str, np.ndarray] | None = None,
@@ -88,7 +96,7 @@ def run_evaluation(
     for name, table in result.tables.items():
         table_paths.append(output_dir / f"{name}.json")
         write_json(table_paths[-1], table)
-    columns = {"index": index, **result.columns, "weight": weights.astype(np.float32)}
+    columns = {"index": index, **result.columns, "weight": np.asarray(predictions["weight"])}
     write_predictions(output_dir / PREDICTIONS_FILE, columns, observers)
 
     log.info("Evaluation [4/4]: logging to %d trackers", len(loggers))
@@ -113,7 +121,7 @@ def _task_evaluation(task: str) -> Callable[..., EvaluationResult]:
         if error.name != module_name:
             raise
         module = None
-    evaluate = getattr(module, "evaluate_predictions", None)
+    evaluate: Callable[..., EvaluationResult] | None = getattr(module, "evaluate_predictions", None)
     if evaluate is None:
         message = (
             f"task {task!r} has no evaluation in {__package__}: this project was generated for "

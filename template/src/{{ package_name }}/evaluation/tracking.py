@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import (
     WandbLogger,
 )
 from matplotlib.figure import Figure
+from torch import Tensor
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ def log_evaluation(
 
 def _log_to_csv(logger: CSVLogger, outputs: EvaluationOutputs, step: int | None) -> None:
     # CSV has no place for images; the plots stay in the output folder.
-    logger.log_metrics(outputs.finite_metrics(), step=step)
+    metrics: dict[str, Tensor | float] = {**outputs.finite_metrics()}
+    logger.log_metrics(metrics, step=step)
 
 
 def _log_to_tensorboard(

@@ -39,7 +39,9 @@ def build_feedforward(
     in logits or regression outputs; without it the stack ends in an activation.
     """
     if in_features < 1:
-        msg = f"a feed-forward stack needs at least one input feature, got in_features={in_features}"
+        msg = (
+            f"a feed-forward stack needs at least one input feature, got in_features={in_features}"
+        )
         raise ValueError(msg)
     layers: list[nn.Module] = []
     width = in_features
