@@ -24,6 +24,8 @@ from .sources import TreeFile
 
 log = logging.getLogger(__name__)
 
+ObjectTransform = Callable[[list[np.ndarray]], list[np.ndarray]]
+
 
 @dataclass
 class EventBlock:
@@ -47,13 +49,22 @@ class EventBlock:
         return len(self.entry)
 
     def take(self, index: np.ndarray | slice) -> EventBlock:
-        values = {}
+        """Return the samples at ``index`` (a slice, integer positions or a boolean mask):
+        views for a slice, copies otherwise."""
+        if isinstance(index, np.ndarray) and index.dtype == bool:
+            index = np.flatnonzero(index)
+
+        def pick(array: np.ndarray) -> np.ndarray:
+            # np.take copies rows several times faster than fancy indexing for 3-D arrays.
+            return array[index] if isinstance(index, slice) else np.take(array, index, axis=0)
+
+        values: dict[str, Any] = {}
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, dict):
-                values[item.name] = {k: v[index] for k, v in value.items()}
+                values[item.name] = {k: pick(v) for k, v in value.items()}
             else:
-                values[item.name] = None if value is None else value[index]
+                values[item.name] = None if value is None else pick(value)
         return EventBlock(**values)
 
     @staticmethod
@@ -116,9 +127,16 @@ class BlockBuilder:
         return self.resolver(tree_file).branches_for(self.expressions())
 
     def build(
-        self, tree_file: TreeFile, arrays: Mapping[str, Any], entry_start: int
+        self,
+        tree_file: TreeFile,
+        arrays: Mapping[str, Any],
+        entry_start: int,
+        object_transform: ObjectTransform | None = None,
     ) -> tuple[EventBlock, ChunkReport]:
-        """Build the block of the entries ``entry_start ...`` held in ``arrays``."""
+        """Build the block of the entries ``entry_start ...`` held in ``arrays``.
+
+        ``object_transform`` is applied to the flat values of the kept objects before padding.
+        """
         length = len(next(iter(arrays.values()))) if arrays else 0
         entries = np.arange(entry_start, entry_start + length, dtype=np.int64)
         evaluator = Evaluator(self.resolver(tree_file), arrays, length, entries)
@@ -128,7 +146,7 @@ class BlockBuilder:
         if self.config.samples == "object":
             block = self._object_block(evaluator, object_keep, tree_file)
         else:
-            block = self._event_block(evaluator, tree_file)
+            block = self._event_block(evaluator, tree_file, object_transform)
         block, report.dropped = self._check_finite(block, tree_file)
         report.selected = len(block)
         return block, report
@@ -177,7 +195,12 @@ class BlockBuilder:
 
     # Event-level samples ---------------------------------------------------------------------
 
-    def _event_block(self, evaluator: Evaluator, tree_file: TreeFile) -> EventBlock:
+    def _event_block(
+        self,
+        evaluator: Evaluator,
+        tree_file: TreeFile,
+        object_transform: ObjectTransform | None,
+    ) -> EventBlock:
         config = self.config
         n = evaluator.length
         where = tree_file.where
@@ -186,7 +209,8 @@ class BlockBuilder:
         )
         objects = mask = None
         if config.inputs.objects is not None:
-            objects, mask = self._pad(evaluator, tree_file, config.inputs.objects)
+            spec = config.inputs.objects
+            objects, mask = self._pad(evaluator, tree_file, spec, object_transform)
 
         def column(text: str) -> np.ndarray:
             return scalar_column(evaluator.evaluate(text), n, text, where)
@@ -208,7 +232,10 @@ class BlockBuilder:
 
     @staticmethod
     def _pad(
-        evaluator: Evaluator, tree_file: TreeFile, spec: ObjectsConfig
+        evaluator: Evaluator,
+        tree_file: TreeFile,
+        spec: ObjectsConfig,
+        object_transform: ObjectTransform | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         where = tree_file.where
         columns = [jagged_column(evaluator.evaluate(b), b, where) for b in spec.branches]
@@ -220,7 +247,9 @@ class BlockBuilder:
             columns = [column[keep] for column in columns]
             sort_key = None if sort_key is None else sort_key[keep]
         try:
-            return pad_objects(columns, spec.max_length, spec.pad_value, sort_key)
+            return pad_objects(
+                columns, spec.max_length, spec.pad_value, sort_key, transform=object_transform
+            )
         except ValueError as error:
             counts = {
                 b: ak.to_numpy(ak.num(c, axis=1))
@@ -365,6 +394,11 @@ class BlockBuilder:
     ) -> tuple[EventBlock, dict[str, int]]:
         """Raise on NaN or inf in inputs, targets or weights (nan_policy: fail), or drop the
         affected samples and return how many each variable cost (nan_policy: drop)."""
+        checked = [block.features, block.weight]
+        checked += [block.objects] if block.objects is not None else []
+        checked += [block.target] if self.config.targets else []
+        if all(np.isfinite(values).all() for values in checked):
+            return block, {}
         bad = np.zeros(len(block), dtype=bool)
         dropped: dict[str, int] = {}
         for name, rows in self._nonfinite_rows(block):

@@ -92,13 +92,15 @@ class LoadingConfig:
     """How events are read: all at once into memory, or streamed in chunks of entries.
 
     ``chunk_size`` counts entries per read; in stream mode a chunk combines pieces of up to
-    ``files_per_chunk`` files, and ``shuffle_buffer`` samples are held back for shuffling.
+    ``files_per_chunk`` files, ``shuffle_buffer`` samples are held back for shuffling, and
+    with ``read_ahead`` a thread reads the next chunk while the current one is processed.
     """
 
     mode: str = "memory"
     chunk_size: int = 100_000
     files_per_chunk: int = 16
     shuffle_buffer: int = 100_000
+    read_ahead: bool = True
     seed: int = 0
 
 

@@ -15,12 +15,12 @@ from torch.utils.data import DataLoader
 from . import splitting
 from .blocks import BlockBuilder, EventBlock
 from .config import DataConfig, parse_data_config
-from .datasets import BatchAssembler, InMemoryDataset, class_balance, keep_batch
+from .datasets import BatchAssembler, BatchLoader, InMemoryDataset, class_balance, keep_batch
 from .errors import DataError
 from .preprocessing import Preprocessor
 from .reading import read_all
 from .sources import TreeFile, scan_sources
-from .streaming import EpochDataLoader, StreamingDataset
+from .streaming import StreamingDataset
 
 log = logging.getLogger(__name__)
 
@@ -235,21 +235,21 @@ class RootDataModule(L.LightningDataModule):
         num_workers = 0 if ordered else self.num_workers
         if self.config.loading.mode == "stream":
             dataset = self._streaming_dataset(self._files, split, shuffle=shuffle, ordered=ordered)
-            return EpochDataLoader(
+            return BatchLoader(
                 dataset,
                 batch_size=None,
                 num_workers=num_workers,
                 collate_fn=keep_batch,
-                pin_memory=self.pin_memory,
+                pin_batches=self.pin_memory,
             )
-        return DataLoader(
+        return BatchLoader(
             InMemoryDataset(self._blocks[split], self._assembler()),
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=num_workers,
             collate_fn=keep_batch,
-            pin_memory=self.pin_memory,
             persistent_workers=num_workers > 0,
+            pin_batches=self.pin_memory,
         )
 
     def train_dataloader(self) -> DataLoader[Any]:

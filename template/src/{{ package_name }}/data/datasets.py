@@ -1,24 +1,33 @@
-"""Map-style dataset over an in-memory :class:`EventBlock`, yielding whole batches."""
+"""Batches following the batch contract: assembly, the in-memory dataset and the loader.
+
+Datasets build whole batches of NumPy arrays; :class:`BatchLoader` turns them into tensors in
+the main process. DataLoader workers therefore send plain arrays through a pipe, which costs a
+fraction of the shared-memory handover of a tensor (about a millisecond per tensor, measured
+with torch 2.13 on Linux).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from .blocks import EventBlock
 from .preprocessing import Preprocessor
 
+ArrayBatch = dict[str, np.ndarray]
 Batch = dict[str, torch.Tensor]
 
 
 class BatchAssembler:
-    """Turns rows of an event block into a batch of tensors following the batch contract.
+    """Turns event blocks into batches: applies the preprocessing and adds balance weights.
 
-    Preprocessing is applied here, per batch, so that a preprocessor restored from a checkpoint
-    after the data were read takes effect without reading them again.
+    Preprocessing runs when a batch (memory mode) or a chunk (stream mode) is assembled, not
+    when the files are read, so that a preprocessor restored from a checkpoint after
+    ``setup()`` takes effect without reading the files again.
     """
 
     def __init__(
@@ -31,26 +40,36 @@ class BatchAssembler:
         self.pad_value = pad_value
         self.class_balance = class_balance
 
-    def __call__(self, block: EventBlock, index: np.ndarray) -> Batch:
-        batch: Batch = {}
+    def transform(self, block: EventBlock, *, objects_done: bool = False) -> EventBlock:
+        """Preprocess ``block`` in place; its arrays must not be shared with another block.
+
+        ``objects_done`` skips the objects, for blocks built with the object transform.
+        """
         if block.features.shape[1] > 0:
-            features = self.preprocessor.transform_features(block.features)
-            batch["features"] = torch.from_numpy(features)
+            block.features = self.preprocessor.transform_features(block.features, in_place=True)
+        if block.objects is not None and block.mask is not None and not objects_done:
+            block.objects = self.preprocessor.transform_objects(
+                block.objects, block.mask, self.pad_value, in_place=True
+            )
+        if block.target.ndim == 2:
+            block.target = self.preprocessor.transform_target(block.target, in_place=True)
+        return block
+
+    def batch(self, block: EventBlock, index: np.ndarray) -> ArrayBatch:
+        """Return the arrays of a preprocessed ``block`` under the batch contract's keys."""
+        batch: ArrayBatch = {}
+        if block.features.shape[1] > 0:
+            batch["features"] = block.features
         if block.objects is not None and block.mask is not None:
-            objects = self.preprocessor.transform_objects(block.objects, block.mask, self.pad_value)
-            batch["objects"] = torch.from_numpy(objects)
-            batch["mask"] = torch.from_numpy(np.ascontiguousarray(block.mask))
-        if block.target.ndim == 1:
-            batch["target"] = torch.from_numpy(block.target.astype(np.int64, copy=False))
-            balance = self.class_balance[block.target] if self.class_balance is not None else None
+            batch["objects"] = block.objects
+            batch["mask"] = block.mask
+        batch["target"] = block.target
+        batch["weight"] = block.weight
+        if block.target.ndim == 1 and self.class_balance is not None:
+            batch["balance_weight"] = self.class_balance[block.target]
         else:
-            batch["target"] = torch.from_numpy(self.preprocessor.transform_target(block.target))
-            balance = None
-        batch["weight"] = torch.from_numpy(block.weight.astype(np.float32, copy=False))
-        if balance is None:
-            balance = np.ones(len(block), dtype=np.float32)
-        batch["balance_weight"] = torch.from_numpy(balance.astype(np.float32, copy=False))
-        batch["index"] = torch.from_numpy(index.astype(np.int64, copy=False))
+            batch["balance_weight"] = np.ones(len(block), dtype=np.float32)
+        batch["index"] = index.astype(np.int64, copy=False)
         return batch
 
 
@@ -68,11 +87,10 @@ def class_balance(target: np.ndarray, weight: np.ndarray, n_classes: int) -> np.
     return (sums.sum() / (n_classes * sums)).astype(np.float32)
 
 
-class InMemoryDataset(Dataset[Batch]):
+class InMemoryDataset(Dataset[ArrayBatch]):
     """Dataset of one split held in memory; ``__getitems__`` builds a batch in one step.
 
-    Use it with :func:`keep_batch` as ``collate_fn``: the DataLoader then passes the indices
-    of a batch to ``__getitems__`` and hands its result on unchanged.
+    Use it with :class:`BatchLoader`, which passes the indices of a batch to ``__getitems__``.
     """
 
     def __init__(self, block: EventBlock, assembler: BatchAssembler) -> None:
@@ -82,15 +100,47 @@ class InMemoryDataset(Dataset[Batch]):
     def __len__(self) -> int:
         return len(self.block)
 
-    def __getitems__(self, indices: Sequence[int]) -> Batch:
+    def __getitems__(self, indices: Sequence[int]) -> ArrayBatch:
         index = np.asarray(indices, dtype=np.int64)
-        return self.assembler(self.block.take(index), index)
+        block = self.assembler.transform(self.block.take(index))
+        return self.assembler.batch(block, index)
 
-    def __getitem__(self, index: int) -> Batch:
+    def __getitem__(self, index: int) -> ArrayBatch:
         batch = self.__getitems__([index])
         return {name: value[0] for name, value in batch.items()}
 
 
-def keep_batch(batch: Batch) -> Batch:
+def keep_batch(batch: ArrayBatch) -> ArrayBatch:
     """Collate function for datasets that build whole batches."""
     return batch
+
+
+class BatchLoader(DataLoader[Any]):
+    """DataLoader that yields batches of tensors from datasets that build NumPy batches.
+
+    Before every pass it calls the dataset's ``set_epoch`` when there is one, so a streaming
+    dataset reshuffles per epoch although each pass starts fresh worker processes (which copy
+    the dataset when the pass starts). ``pin_batches`` pins the tensors for faster copies to a
+    GPU; the DataLoader's own ``pin_memory`` would see arrays, not tensors.
+    """
+
+    def __init__(self, *args: Any, pin_batches: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pin_batches = pin_batches
+        self._passes = 0
+
+    def __iter__(self) -> Iterator[Batch]:  # type: ignore[override]
+        set_epoch = getattr(self.dataset, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(self._passes)
+        self._passes += 1
+        return self._tensors(super().__iter__())
+
+    def _tensors(self, items: Iterator[ArrayBatch | list[ArrayBatch]]) -> Iterator[Batch]:
+        for item in items:
+            # Streaming workers send groups of batches (a list) to save messages.
+            for batch in item if isinstance(item, list) else [item]:
+                tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+                if self.pin_batches:
+                    tensors = {k: tensor.pin_memory() for k, tensor in tensors.items()}
+                yield tensors

@@ -8,7 +8,7 @@ option-typed copy of every branch first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import awkward as ak
 import numpy as np
@@ -39,14 +39,17 @@ def pad_objects(
     pad_value: float = 0.0,
     sort_by: ak.Array | None = None,
     dtype: np.dtype | type = np.float32,
+    transform: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pad or truncate jagged ``columns`` to ``max_length`` objects per event.
 
     Returns ``objects`` of shape ``(n_events, max_length, len(columns))``, where every padded
     slot holds ``pad_value``, and ``mask`` of shape ``(n_events, max_length)``, True for real
     objects. With ``sort_by``, objects are ordered by that key in decreasing order (e.g. the
-    leading jets by pt) before truncation. All columns must have the same number of objects per
-    event; a ValueError names the first column that differs.
+    leading jets by pt) before truncation. ``transform`` maps the flat values of the kept
+    objects, one array per column, to the values to store (streaming passes the preprocessing
+    here, so that it touches real objects only). All columns must have the same number of
+    objects per event; a ValueError names the first column that differs.
     """
     parts = [jagged_parts(column) for column in columns]
     counts = parts[0][0] if parts else np.zeros(0, dtype=np.int64)
@@ -66,21 +69,39 @@ def pad_objects(
     starts = np.cumsum(counts) - counts
     position = np.repeat(starts, kept) + slot
     if sort_by is not None:
-        key_counts, key = jagged_parts(sort_by)
-        if not np.array_equal(key_counts, counts):
-            msg = "the sort key has a different number of objects per event"
-            raise ValueError(msg)
-        owner = np.repeat(np.arange(n_events), counts)
-        # lexsort sorts by the last key first: events stay in order, objects by decreasing key.
-        order = np.lexsort((-key.astype(np.float64), owner))
-        position = order[position]
+        order = _descending_order(sort_by, counts)
+        if order is not None:
+            position = order[position]
 
     objects = np.full((n_events * max_length, len(columns)), pad_value, dtype=dtype)
     target = event * max_length + slot
-    for channel, (_, flat) in enumerate(parts):
-        objects[target, channel] = flat[position]
+    # Without truncation or sorting every object is kept in order, so no gather is needed.
+    in_order = total == len(parts[0][1]) and sort_by is None if parts else True
+    kept_values = [flat if in_order else flat[position] for _, flat in parts]
+    if transform is not None:
+        kept_values = transform(kept_values)
+    for channel, values in enumerate(kept_values):
+        objects[target, channel] = values
     mask = np.arange(max_length) < kept[:, None]
     return objects.reshape(n_events, max_length, len(columns)), mask
+
+
+def _descending_order(sort_by: ak.Array, counts: np.ndarray) -> np.ndarray | None:
+    """Return the flat positions of the objects sorted by decreasing key within each event,
+    or None when they are in that order already (reconstruction software usually writes
+    objects sorted by pt, so the check saves the sort)."""
+    key_counts, key = jagged_parts(sort_by)
+    if not np.array_equal(key_counts, counts):
+        msg = "the sort key has a different number of objects per event"
+        raise ValueError(msg)
+    starts = np.cumsum(counts) - counts
+    new_event = np.zeros(len(key), dtype=bool)
+    new_event[starts[counts > 0]] = True
+    if np.all((key[1:] <= key[:-1]) | new_event[1:]):
+        return None
+    owner = np.repeat(np.arange(len(counts)), counts)
+    # lexsort sorts by the last key first: events stay in order, objects by decreasing key.
+    return np.lexsort((-key.astype(np.float64), owner))
 
 
 def pad_naive(

@@ -41,25 +41,29 @@ class VariableTransform:
     scale: float = 1.0
     uncertainty_of: str | None = None
 
-    def shape(self, values: np.ndarray, where: str) -> np.ndarray:
-        """Apply clip and log, the part of the transform that needs no fitting."""
+    @property
+    def reshapes(self) -> bool:
+        """Whether clip or log changes values before scaling."""
+        return self.log or self.low is not None or self.high is not None
+
+    def shape(self, values: np.ndarray, where: str, real: np.ndarray | None = None) -> np.ndarray:
+        """Apply clip and log, the part of the transform that needs no fitting. Only entries
+        where ``real`` is True (all when None) must be positive for the log."""
         if self.low is not None or self.high is not None:
             values = np.clip(values, self.low, self.high)
         if self.log:
-            bad = values <= 0
+            bad = values <= 0 if real is None else (values <= 0) & real
             if np.any(bad):
                 msg = (
                     f"log transform of {self.name!r} ({where}) needs positive values, found "
-                    f"{int(np.count_nonzero(bad))} values <= 0 (minimum {values.min():.4g}); "
+                    f"{int(np.count_nonzero(bad))} values <= 0 (minimum {values[bad].min():.4g}); "
                     "clip it with a positive lower bound in data.preprocessing.clip, or remove "
                     "it from data.preprocessing.log"
                 )
                 raise DataError(msg)
-            values = np.log(values)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.log(values)
         return values
-
-    def apply(self, values: np.ndarray, where: str) -> np.ndarray:
-        return (self.shape(values, where) - self.center) / self.scale
 
     def invert(self, values: np.ndarray) -> np.ndarray:
         values = values * self.scale + self.center
@@ -176,24 +180,25 @@ class Preprocessor:
 
     # Transforming ----------------------------------------------------------------------------
 
-    def transform_features(self, features: np.ndarray) -> np.ndarray:
-        """Return transformed event-level features, shape ``(n, F)``, float32."""
-        return self._transform_columns(self.features, features, "features")
+    def transform_features(self, features: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+        """Return transformed event-level features, shape ``(n, F)``, float32.
+
+        ``in_place=True`` overwrites ``features`` when it is float32 already, which saves a copy
+        of every chunk in streaming.
+        """
+        return self._transform(self.features, features, "features", None, in_place)
 
     def transform_objects(
-        self, objects: np.ndarray, mask: np.ndarray, pad_value: float
+        self, objects: np.ndarray, mask: np.ndarray, pad_value: float, *, in_place: bool = False
     ) -> np.ndarray:
-        """Return transformed objects ``(n, N, C)``; padded slots hold ``pad_value``."""
-        n, length, channels = objects.shape
-        flat = objects.reshape(n * length, channels)
-        real = mask.reshape(-1)
-        out = np.full(flat.shape, pad_value, dtype=np.float32)
-        out[real] = self._transform_columns(self.objects, flat[real], "objects")
-        return out.reshape(n, length, channels)
+        """Return transformed objects ``(n, N, C)``, float32; padded slots hold ``pad_value``."""
+        out = self._transform(self.objects, objects, "objects", mask, in_place)
+        np.copyto(out, np.float32(pad_value), where=~mask[..., None])
+        return out
 
-    def transform_target(self, targets: np.ndarray) -> np.ndarray:
+    def transform_target(self, targets: np.ndarray, *, in_place: bool = False) -> np.ndarray:
         """Return transformed regression targets, shape ``(n, T)``, float32."""
-        return self._transform_columns(self.targets, targets, "targets")
+        return self._transform(self.targets, targets, "targets", None, in_place)
 
     def inverse_transform_target(self, targets: np.ndarray) -> np.ndarray:
         """Return regression targets (or predictions) in physical units from model units."""
@@ -203,24 +208,59 @@ class Preprocessor:
         columns = [t.invert(values[:, i]) for i, t in enumerate(self.targets)]
         return np.stack(columns, axis=1)
 
-    def _transform_columns(
-        self, transforms: list[VariableTransform], values: np.ndarray, group: str
+    def transform_object_columns(self, columns: list[np.ndarray]) -> list[np.ndarray]:
+        """Return the transformed values of real objects, one flat array per object branch.
+
+        Streaming applies this to the flat content of the jagged branches before padding,
+        which touches only real objects and leaves the padded slots at the pad value.
+        """
+        return self._transform_columns(self.objects, columns, "objects", None)
+
+    def _transform(
+        self,
+        transforms: list[VariableTransform],
+        values: np.ndarray,
+        group: str,
+        real: np.ndarray | None,
+        in_place: bool,
     ) -> np.ndarray:
+        """Transform the last axis of ``values`` (float32 result)."""
         if not transforms:
             return values.astype(np.float32, copy=False)
+        columns = [values[..., index] for index in range(len(transforms))]
+        transformed = self._transform_columns(transforms, columns, group, real)
+        out = (
+            values if in_place and values.dtype == np.float32 else np.empty_like(values, np.float32)
+        )
+        for index, column in enumerate(transformed):
+            out[..., index] = column
+        return out
+
+    def _transform_columns(
+        self,
+        transforms: list[VariableTransform],
+        columns: list[np.ndarray],
+        group: str,
+        real: np.ndarray | None,
+    ) -> list[np.ndarray]:
+        """Transform one array per variable; ``real`` marks the entries that hold data
+        (padded object slots may hold values that a log transform rejects)."""
         if not self.fitted:
             msg = "the preprocessor is not fitted; call fit() or load_state_dict()"
             raise RuntimeError(msg)
-        out = np.empty(values.shape, dtype=np.float32)
         by_name = {t.name: i for i, t in enumerate(transforms)}
-        for index, transform in enumerate(transforms):
-            column = values[:, index].astype(np.float64)
-            if transform.uncertainty_of is None:
-                out[:, index] = transform.apply(column, group)
-            else:
-                source = by_name[transform.uncertainty_of]
-                central = values[:, source].astype(np.float64)
-                out[:, index] = np.abs(transforms[source].derivative(central)) * column
+        out = []
+        for transform, column in zip(transforms, columns, strict=True):
+            if transform.uncertainty_of is not None:
+                central = by_name[transform.uncertainty_of]
+                slope = transforms[central].derivative(columns[central])
+                out.append((np.abs(slope) * column).astype(np.float32))
+                continue
+            values = np.asarray(column, dtype=np.float32)
+            if transform.reshapes:
+                values = transform.shape(values, group, real)
+            values = (values - np.float32(transform.center)) / np.float32(transform.scale)
+            out.append(values.astype(np.float32, copy=False))
         return out
 
     # State -------------------------------------------------------------------------------------

@@ -1,104 +1,38 @@
 """Streaming dataset: reads chunks of entries with uproot while training, in flat memory.
 
-Each epoch cuts every file into pieces and combines them into chunks of about ``chunk_size``
-entries that hold the same fraction of every file (of ``files_per_chunk`` files at a time when
-there are more, see :func:`plan_chunks`). Chunks are dealt
-round-robin to the (rank, worker) shards and every chunk is read by exactly one shard, so every
-selected sample appears exactly once per epoch whatever the number of files, the chunk size,
-the workers or the ranks. A shuffle buffer then mixes samples across chunks.
+Chunks (see :mod:`.chunking`) are dealt round-robin to the (rank, worker) shards and every
+chunk is read by exactly one shard, so every selected sample appears exactly once per epoch
+whatever the number of files, the chunk size, the workers or the ranks. A background thread
+reads and preprocesses the next chunk while batches of the current one are consumed, and a
+shuffle buffer mixes samples across chunks.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
 from .blocks import BlockBuilder, EventBlock
-from .config import LoadingConfig
-from .datasets import Batch, BatchAssembler
-from .reading import read_range
+from .chunking import Piece, plan_chunks
+from .datasets import ArrayBatch, BatchAssembler
+from .reading import iterate_arrays
+from .shuffling import ShuffleBuffer
 from .sources import TreeFile, open_tree
 
 log = logging.getLogger(__name__)
 
 MAX_OPEN_FILES = 8
+# Batches per message from a DataLoader worker.
+WORKER_GROUP = 16
 
-
-@dataclass(frozen=True)
-class Piece:
-    """Entries ``[entry_start, entry_stop)`` of file number ``file`` of the dataset."""
-
-    file: int
-    entry_start: int
-    entry_stop: int
-
-
-def plan_pieces(files: Sequence[TreeFile], piece_size: int) -> list[list[Piece]]:
-    """Cut every file into pieces of ``piece_size`` entries (the last may be shorter)."""
-    plan = []
-    for index, tree_file in enumerate(files):
-        edges = [*range(0, tree_file.num_entries, piece_size), tree_file.num_entries]
-        plan.append([Piece(index, a, b) for a, b in itertools.pairwise(edges)])
-    return plan
-
-
-def order_pieces(plan: list[list[Piece]], seed: int, epoch: int, shuffle: bool) -> list[Piece]:
-    """Return all pieces in reading order, in which all files advance at the same pace.
-
-    Piece ``k`` of a file with ``n`` pieces gets the position ``(k + u) / n``, with ``u``
-    uniform in [0, 1) (0.5 without shuffling); sorting by position interleaves the files in
-    proportion to their sizes. With shuffling, each file's pieces are also permuted per epoch.
-    """
-    rng = np.random.default_rng([seed, epoch])
-    keyed = []
-    for pieces in plan:
-        order = rng.permutation(len(pieces)) if shuffle else np.arange(len(pieces))
-        offsets = rng.random(len(pieces)) if shuffle else np.full(len(pieces), 0.5)
-        for k, (piece_index, offset) in enumerate(zip(order, offsets, strict=True)):
-            piece = pieces[piece_index]
-            keyed.append(((k + offset) / len(pieces), piece.file, piece))
-    keyed.sort(key=lambda item: (item[0], item[1]))
-    return [piece for _, _, piece in keyed]
-
-
-def plan_chunks(
-    files: Sequence[TreeFile], loading: LoadingConfig, epoch: int, shuffle: bool
-) -> list[list[Piece]]:
-    """Return the chunks of one epoch, each a list of pieces of about ``chunk_size`` entries.
-
-    With at most ``files_per_chunk`` files, every file is cut into as many pieces as there are
-    chunks and each chunk takes one piece of every file: the same fraction of each file.
-    With more files, each file is cut into pieces of ``chunk_size / files_per_chunk`` entries
-    and a chunk takes ``files_per_chunk`` consecutive pieces of the reading order of
-    :func:`order_pieces`, so of different files.
-    """
-    total = sum(f.num_entries for f in files)
-    if len(files) <= loading.files_per_chunk:
-        rng = np.random.default_rng([loading.seed, epoch])
-        n_chunks = max(1, math.ceil(total / loading.chunk_size))
-        per_file = []
-        for index, tree_file in enumerate(files):
-            edges = np.linspace(0, tree_file.num_entries, n_chunks + 1).round().astype(int)
-            pieces = [Piece(index, int(a), int(b)) for a, b in itertools.pairwise(edges)]
-            if shuffle:
-                pieces = [pieces[k] for k in rng.permutation(n_chunks)]
-            per_file.append(pieces)
-        chunks = [[pieces[k] for pieces in per_file] for k in range(n_chunks)]
-    else:
-        per_chunk = loading.files_per_chunk
-        piece_size = max(1, loading.chunk_size // per_chunk)
-        pieces = order_pieces(plan_pieces(files, piece_size), loading.seed, epoch, shuffle)
-        chunks = [pieces[start : start + per_chunk] for start in range(0, len(pieces), per_chunk)]
-    chunks = [[p for p in chunk if p.entry_stop > p.entry_start] for chunk in chunks]
-    return [chunk for chunk in chunks if chunk]
+T = TypeVar("T")
 
 
 def distributed_shard() -> tuple[int, int]:
@@ -108,41 +42,7 @@ def distributed_shard() -> tuple[int, int]:
     return 0, 1
 
 
-class ShuffleBuffer:
-    """Holds up to ``capacity`` samples and emits random batches of ``batch_size``.
-
-    Each new block is merged with the held samples and the whole buffer is permuted before
-    batches are taken, so a batch mixes samples of the new block with earlier ones.
-    """
-
-    def __init__(self, batch_size: int, capacity: int, rng: np.random.Generator | None) -> None:
-        self.batch_size = batch_size
-        self.capacity = capacity
-        self.rng = rng
-        self.pending: EventBlock | None = None
-
-    def add(self, block: EventBlock) -> Iterator[EventBlock]:
-        if len(block) == 0:
-            return
-        pending = block if self.pending is None else EventBlock.concatenate([self.pending, block])
-        if self.rng is not None:
-            pending = pending.take(self.rng.permutation(len(pending)))
-        n_batches = max(0, (len(pending) - self.capacity) // self.batch_size)
-        for index in range(n_batches):
-            yield pending.take(slice(index * self.batch_size, (index + 1) * self.batch_size))
-        self.pending = pending.take(slice(n_batches * self.batch_size, None))
-
-    def flush(self) -> Iterator[EventBlock]:
-        if self.pending is None:
-            return
-        pending, self.pending = self.pending, None
-        if self.rng is not None:
-            pending = pending.take(self.rng.permutation(len(pending)))
-        for start in range(0, len(pending), self.batch_size):
-            yield pending.take(slice(start, start + self.batch_size))
-
-
-class StreamingDataset(IterableDataset[Batch]):
+class StreamingDataset(IterableDataset[ArrayBatch]):
     """Batches of one split, read from the files as they are consumed.
 
     ``ordered=True`` reads the chunks in a fixed order without shuffling and must run in one
@@ -202,40 +102,76 @@ class StreamingDataset(IterableDataset[Batch]):
         chunks = plan_chunks(self.files, self.loading, self.epoch, self.shuffle)
         return chunks[shard::n_shards]
 
-    def blocks(self) -> Iterator[EventBlock]:
-        """Yield one block of this split per chunk this process reads, before batching."""
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch, which seeds the order of chunks and the shuffle buffer."""
+        self.epoch = epoch
+
+    def blocks(self, *, preprocess: bool = False) -> Iterator[EventBlock]:
+        """Yield one block of this split per chunk this process reads, preprocessed or not.
+
+        In the main process a read-ahead thread reads the next chunk with uproot while this
+        one is built (``loading.read_ahead``); DataLoader workers read without one, because
+        the workers themselves already keep the cores busy.
+        """
+        chunks = self._read_chunks()
+        if self.loading.read_ahead and get_worker_info() is None:
+            chunks = prefetched(chunks)
+        assembler = self.assembler
+        object_transform = assembler.preprocessor.transform_object_columns if preprocess else None
+        for pieces in chunks:
+            parts = []
+            for tree_file, first, arrays in pieces:
+                block, _ = self.builder.build(tree_file, arrays, first, object_transform)
+                if preprocess:
+                    block = assembler.transform(block, objects_done=True)
+                rows = np.flatnonzero(block.split == self.split_code)
+                part = block if len(rows) == len(block) else block.take(rows)
+                if not self.keep_observers:
+                    part.observers = {}
+                parts.append(part)
+            if len(parts) == 1:
+                yield parts[0]
+            elif parts:
+                yield EventBlock.concatenate(parts)
+
+    def _read_chunks(self) -> Generator[list[tuple[TreeFile, int, dict[str, Any]]], None, None]:
+        """Yield, per chunk, the branch arrays of its pieces with their file and first entry."""
         trees = _OpenTrees(self.files)
         try:
             for chunk in self.chunks():
-                parts = []
+                pieces = []
                 for piece in chunk:
                     tree_file = self.files[piece.file]
-                    reads = read_range(
-                        self.builder,
-                        tree_file,
+                    reads = iterate_arrays(
                         trees.get(piece.file),
+                        self.builder.branches(tree_file),
                         piece.entry_stop - piece.entry_start,
                         piece.entry_start,
                         piece.entry_stop,
                     )
-                    for block, _ in reads:
-                        part = block.take(np.flatnonzero(block.split == self.split_code))
-                        if not self.keep_observers:
-                            part.observers = {}
-                        parts.append(part)
-                if parts:
-                    yield EventBlock.concatenate(parts)
+                    pieces += [(tree_file, first, arrays) for first, arrays in reads]
+                yield pieces
         finally:
             trees.close()
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[ArrayBatch | list[ArrayBatch]]:
         shard, _ = self._shard()
         rng = None
         if self.shuffle:
             rng = np.random.default_rng([self.loading.seed, self.epoch, shard])
         buffer = ShuffleBuffer(self.batch_size, self.shuffle_buffer, rng)
+        batches = self._batches(buffer)
+        if get_worker_info() is None:
+            yield from batches
+            return
+        # A worker sends batches in groups: each message through the DataLoader's queue costs
+        # far more than the arrays in it, and BatchLoader splits the groups again.
+        while group := list(itertools.islice(batches, WORKER_GROUP)):
+            yield group
+
+    def _batches(self, buffer: ShuffleBuffer) -> Iterator[ArrayBatch]:
         row = 0
-        for block in self.blocks():
+        for block in self.blocks(preprocess=True):
             for batch in buffer.add(block):
                 yield self._assemble(batch, row)
                 row += len(batch)
@@ -243,9 +179,28 @@ class StreamingDataset(IterableDataset[Batch]):
             yield self._assemble(batch, row)
             row += len(batch)
 
-    def _assemble(self, block: EventBlock, row: int) -> Batch:
+    def _assemble(self, block: EventBlock, row: int) -> ArrayBatch:
         index = np.arange(row, row + len(block)) if self.ordered else block.entry
-        return self.assembler(block, index)
+        return self.assembler.batch(block, index)
+
+
+def prefetched(items: Generator[T, None, None]) -> Generator[T, None, None]:
+    """Yield ``items`` while a background thread already produces the next one.
+
+    uproot releases the GIL while it decompresses, so the next chunk is read while the
+    current one is processed. At most one item waits, so memory stays at two chunks.
+    """
+    end = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-reader") as pool:
+        pending = pool.submit(next, items, end)
+        try:
+            while (item := pending.result()) is not end:
+                pending = pool.submit(next, items, end)
+                yield item  # type: ignore[misc]
+        finally:
+            pending.cancel()
+            pool.shutdown(wait=True)
+            items.close()
 
 
 class _OpenTrees:
@@ -267,19 +222,3 @@ class _OpenTrees:
         for root_file, _ in self.open.values():
             root_file.close()
         self.open.clear()
-
-
-class EpochDataLoader(DataLoader[Batch]):
-    """DataLoader that sets its streaming dataset's epoch on every pass, so shuffling differs
-    between epochs although each pass starts fresh worker processes (which copy the dataset
-    when the pass starts)."""
-
-    def __iter__(self) -> Any:
-        dataset = self.dataset
-        if not isinstance(dataset, StreamingDataset):
-            msg = f"EpochDataLoader needs a StreamingDataset, got {type(dataset).__name__}"
-            raise TypeError(msg)
-        passes = getattr(self, "_passes", 0)
-        dataset.epoch = passes
-        self._passes = passes + 1
-        return super().__iter__()

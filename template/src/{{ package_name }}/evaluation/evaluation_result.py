@@ -1,4 +1,4 @@
-"""What a task's evaluation hands back to `run_evaluation`, and how outputs are named."""
+"""Result of a task's evaluation as `run_evaluation` receives it, and the naming of outputs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class EvaluationResult:
 
     ``metrics`` is flat (name -> number) for metrics.json and the trackers. ``figures`` maps a
     file stem to a figure. ``tables`` maps a file stem to nested JSON data (binned
-    resolutions, the confusion matrix). ``columns`` holds the task's branches of
+    resolutions, the confusion matrix). ``columns`` contains the task's branches of
     predictions.root, one value per event.
     """
 

@@ -16,7 +16,7 @@ import numpy as np
 from lightning.pytorch.loggers import Logger
 
 from .evaluation_result import EvaluationResult
-from .figures import PlotStyle, save_figure
+from .figures import PlotStyle, hep_style, save_figure
 from .metrics_io import write_json, write_metrics
 from .root_output import write_predictions
 from .tracking import EvaluationOutputs, log_evaluation
@@ -49,7 +49,7 @@ def run_evaluation(
 ) -> dict[str, float]:
     """Evaluate the predictions of one split, write every output and log it to the trackers.
 
-    ``predictions`` holds one entry per event in each array: ``index`` (row of the event in
+    Each array of ``predictions`` contains one entry per event: ``index`` (row of the event in
     ``split``), ``weight`` (physics event weight) and ``target``, plus ``score`` for
     classification or ``prediction`` (physical units) for regression. ``train_predictions``,
     the same for training events, enables the overtraining check. ``datamodule`` provides
@@ -100,15 +100,16 @@ def run_evaluation(
     write_predictions(output_dir / PREDICTIONS_FILE, columns, observers)
 
     log.info("Evaluation [4/4]: logging to %d trackers", len(loggers))
-    log_evaluation(
-        loggers,
-        EvaluationOutputs(
-            metrics=metrics,
-            figures=result.figures,
-            figure_paths=figure_paths,
-            files=[metrics_path, *table_paths],
-        ),
+    outputs = EvaluationOutputs(
+        metrics=metrics,
+        figures=result.figures,
+        figure_paths=figure_paths,
+        files=[metrics_path, *table_paths],
     )
+    # TensorBoard renders the figures itself, so it must see the style of the saved files.
+    # Drawing outside the style after drawing inside it also makes matplotlib warn about fonts.
+    with hep_style(style):
+        log_evaluation(loggers, outputs)
     return metrics
 
 

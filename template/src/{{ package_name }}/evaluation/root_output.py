@@ -6,6 +6,7 @@ and TTree-based analysis code can read it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 TREE_NAME = "predictions"
 # Events per basket; one extend() call writes one basket per branch.
 CHUNK_SIZE = 100_000
+LABELS_SUFFIX = "_labels"
 
 
 def write_predictions(
@@ -31,11 +33,15 @@ def write_predictions(
     """Write ``columns`` and ``observers`` as branches of one TTree in ``path``, atomically.
 
     All arrays need one entry per event along axis 0; fixed-size trailing dimensions become
-    fixed-size array branches. Observers that a TTree cannot store (strings, Python objects) are
-    skipped with a warning, and an observer whose name is also a column is an error. Returns
+    fixed-size array branches. uproot cannot write string branches, so a string observer (such
+    as the source name of each event) becomes an int32 branch of category codes. The file then
+    gets a TObjString ``<name>_labels`` with the JSON list of labels, where code i means label
+    i: ``json.loads(str(file["source_labels"]))``. Observers of other types are skipped with a
+    warning, and an observer whose name is also a column is an error. Returns
     the names of the written branches.
     """
     branches: dict[str, np.ndarray] = {name: np.asarray(values) for name, values in columns.items()}
+    labels: dict[str, list[str]] = {}
     for name, observer in (observers or {}).items():
         if name in branches:
             message = (
@@ -44,16 +50,21 @@ def write_predictions(
             )
             raise ValueError(message)
         values = np.asarray(observer)
-        if values.dtype.kind not in "biuf":
+        if values.dtype.kind in "biuf":
+            branches[name] = values
+        elif values.dtype.kind in "US" and values.ndim == 1:
+            categories, codes = np.unique(values, return_inverse=True)
+            branches[name] = codes.astype(np.int32)
+            labels[name] = [str(category) for category in categories]
+        else:
             log.warning(
-                "Observer %s has dtype %s, which a TTree branch cannot hold: it is not written "
-                "to %s (store it as a number, e.g. a category index)",
+                "Observer %s has dtype %s and shape %s, which a TTree branch cannot hold: it is "
+                "not written to %s",
                 name,
                 values.dtype,
+                values.shape,
                 path,
             )
-            continue
-        branches[name] = values
 
     lengths = {name: len(values) for name, values in branches.items()}
     if len(set(lengths.values())) > 1:
@@ -70,6 +81,8 @@ def write_predictions(
             tree.extend(
                 {name: values[start : start + CHUNK_SIZE] for name, values in branches.items()}
             )
+        for name, names_of_codes in labels.items():
+            file[f"{name}{LABELS_SUFFIX}"] = json.dumps(names_of_codes)
     log.info(
         "Wrote %d events with branches %s to %s:%s", n_events, ", ".join(branches), path, tree_name
     )

@@ -30,7 +30,7 @@ PREFIX = "evaluation"
 
 @dataclass
 class EvaluationOutputs:
-    """What `log_evaluation` sends: metrics, figures with their PNG and PDF files, other files."""
+    """Metrics, figures with their PNG and PDF files, and other files for `log_evaluation`."""
 
     metrics: Mapping[str, float]
     figures: Mapping[str, Figure] = field(default_factory=dict)

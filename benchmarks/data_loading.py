@@ -1,0 +1,313 @@
+"""Benchmark of the data layer of a rendered repository, as ratios measured in one run.
+
+Usage:
+    python benchmarks/data_loading.py RENDERED_REPO [--events N] [--workdir DIR]
+
+RENDERED_REPO is a repository rendered from this template (``copier copy``); its package is
+imported from ``RENDERED_REPO/src``. The script writes one toy ROOT file (the classification
+toy: event-level met, n_jets, ht and jagged jet_pt, jet_eta, jet_phi, jet_n_constituents) and
+reads it in several ways, reporting events per second and ratios:
+
+- raw: ``uproot.iterate`` of the branches the data config reads, without padding (the limit set
+  by decompression and deserialisation);
+- naive padding: raw plus ``ak.pad_none`` + ``ak.fill_none`` + ``ak.to_numpy`` per branch;
+- padding only: raw plus the package's ``pad_objects``;
+- pipeline: the package's streaming data module from file to preprocessed, padded batches with
+  masks (shuffled training loader, and the ordered predict loader);
+- weaver-core: ``weaver.utils.dataset.SimpleIterDataset`` with the same inputs, if installed;
+- workers: the streaming training loader with 0, 1 and 2 DataLoader workers on one file, and
+  in one process without the read-ahead thread (one core);
+- memory: resident memory while streaming the file with chunks far smaller than the file, in a
+  fresh process.
+
+Rates are medians over ``--repeats`` interleaved repetitions, so that machine noise hits all
+readers alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+import yaml
+
+log = logging.getLogger("benchmark")
+
+FEATURES = ["met", "n_jets", "ht"]
+OBJECTS = ["jet_pt", "jet_eta", "jet_phi", "jet_n_constituents"]
+MAX_LENGTH = 8
+CHUNK_SIZE = 100_000
+BATCH_SIZE = 256
+
+
+def load_package(repo: Path) -> str:
+    """Put ``repo/src`` on the path and return the rendered package name."""
+    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    sys.path.insert(0, str(repo / "src"))
+    return str(answers["package_name"])
+
+
+def data_config(path: Path, **loading: Any) -> dict[str, Any]:
+    """Return the keyword arguments of RootDataModule for the benchmark file."""
+    return {
+        "sources": [{"name": "toy", "files": str(path), "tree": "events"}],
+        "classes": ["few_jets", "many_jets"],
+        "label": "n_jets > 3",
+        "weight": "weight",
+        "inputs": {
+            "features": FEATURES,
+            "objects": {"branches": OBJECTS, "max_length": MAX_LENGTH, "sort_by": "jet_pt"},
+        },
+        "split": {"val_fraction": 0.0, "test_fraction": 0.0},
+        "loading": {"mode": "stream", "chunk_size": CHUNK_SIZE, **loading},
+        "batch_size": BATCH_SIZE,
+    }
+
+
+def write_file(package: str, path: Path, n_events: int) -> None:
+    toy = importlib.import_module(f"{package}.data.toy")
+    if path.exists() and uproot.open(path)["events"].num_entries == n_events:
+        return
+    toy.write_tree(path, toy.generate_classification("signal", n_events, seed=11))
+
+
+def time_rate(function: Callable[[], int]) -> float:
+    """Return events per second of one call of ``function``, which returns its event count."""
+    start = time.perf_counter()
+    n_events = function()
+    return n_events / (time.perf_counter() - start)
+
+
+def read_raw(path: Path, branches: list[str]) -> int:
+    count = 0
+    for arrays in uproot.iterate(f"{path}:events", branches, step_size=CHUNK_SIZE):
+        count += len(arrays)
+    return count
+
+
+def read_naive(path: Path, branches: list[str]) -> int:
+    count = 0
+    for arrays in uproot.iterate(f"{path}:events", branches, step_size=CHUNK_SIZE):
+        features = np.stack([ak.to_numpy(arrays[name]) for name in FEATURES], axis=1)
+        padded = [
+            ak.to_numpy(ak.fill_none(ak.pad_none(arrays[name], MAX_LENGTH, clip=True), 0.0))
+            for name in OBJECTS
+        ]
+        objects = np.stack(padded, axis=-1).astype(np.float32)
+        mask = np.arange(MAX_LENGTH) < ak.to_numpy(ak.num(arrays["jet_pt"]))[:, None]
+        count += len(features) + 0 * (objects.size + mask.size)
+    return count
+
+
+def read_padding(package: str, path: Path, branches: list[str]) -> int:
+    padding = importlib.import_module(f"{package}.data.padding")
+    count = 0
+    for arrays in uproot.iterate(f"{path}:events", branches, step_size=CHUNK_SIZE):
+        features = np.stack([ak.to_numpy(arrays[name]) for name in FEATURES], axis=1)
+        objects, _ = padding.pad_objects([arrays[name] for name in OBJECTS], MAX_LENGTH)
+        count += len(features) + 0 * objects.size
+    return count
+
+
+def make_module(package: str, path: Path, **loading: Any) -> Any:
+    datamodule = importlib.import_module(f"{package}.data.datamodule")
+    module = datamodule.RootDataModule(**data_config(path, **loading))
+    module.setup()
+    return module
+
+
+def count_batches(loader: Any) -> int:
+    return sum(len(batch["index"]) for batch in loader)
+
+
+def write_weaver_config(path: Path, module: Any) -> None:
+    """Write a weaver-core data config with the same inputs and the fitted standardisation."""
+    transforms = {t.name: t for t in [*module.preprocessor.features, *module.preprocessor.objects]}
+
+    def entry(name: str) -> list[Any]:
+        t = transforms[name]
+        # weaver applies (x - center) * scale, clipped to [min, max]; it has no log transform.
+        return [name, t.center, 1.0 / t.scale, -1e9, 1e9]
+
+    config = {
+        "treename": "events",
+        "selection": None,
+        "new_variables": {
+            "jet_mask": "ak.ones_like(jet_pt)",
+            "many_jets": "n_jets > 3",
+            "few_jets": "n_jets <= 3",
+        },
+        "preprocess": {"method": "manual", "data_fraction": 0.1},
+        "inputs": {
+            "features": {"length": None, "vars": [entry(name) for name in FEATURES]},
+            "jets": {"length": MAX_LENGTH, "vars": [entry(name) for name in OBJECTS]},
+            "jets_mask": {"length": MAX_LENGTH, "vars": [["jet_mask", None]]},
+        },
+        "labels": {"type": "simple", "value": ["few_jets", "many_jets"]},
+        "observers": [],
+        "weights": None,
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+def read_weaver(path: Path, config_path: Path) -> int:
+    import torch
+    from weaver.utils.dataset import SimpleIterDataset
+
+    # Options of weaver's train.py defaults: fetch 1 % of every file per step, asynchronously.
+    dataset = SimpleIterDataset(
+        {"toy": [str(path)]},
+        str(config_path),
+        for_training=True,
+        fetch_by_files=False,
+        fetch_step=0.01,
+    )
+    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=0)
+    return sum(len(y["_label_"]) for _, y, _ in loader)
+
+
+def memory_probe(package: str, path: Path, chunk_size: int) -> dict[str, Any]:
+    """Stream the file once and return the resident memory sampled along the epoch."""
+    module = make_module(package, path, chunk_size=chunk_size, shuffle_buffer=chunk_size)
+    loader = module.train_dataloader()
+    samples = []
+    count = 0
+    for index, batch in enumerate(loader):
+        count += len(batch["index"])
+        if index % 50 == 0:
+            samples.append((count, resident_mib()))
+    samples.append((count, resident_mib()))
+    return {"events": count, "chunk_size": chunk_size, "rss_mib": samples}
+
+
+def resident_mib() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("repo", type=Path, help="folder of a rendered repository")
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the file")
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions per reader")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("/tmp/data-loading-benchmark"), help="scratch folder"
+    )
+    parser.add_argument("--output", type=Path, help="write the results as JSON here")
+    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    package = load_package(args.repo.resolve())
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    path = args.workdir / f"toy_{args.events}.root"
+    write_file(package, path, args.events)
+    if args.memory_probe:
+        json.dump(memory_probe(package, path, chunk_size=args.events // 20), sys.stdout)
+        return
+
+    module = make_module(package, path)
+    branches = sorted(module._builder.branches(module._files[0]))
+    ordered = make_module(package, path)
+    one_thread = make_module(package, path, read_ahead=False)
+    weaver_config = args.workdir / "weaver_data.yaml"
+    write_weaver_config(weaver_config, module)
+    try:
+        importlib.import_module("weaver.utils.dataset")
+        has_weaver = True
+    except ImportError:
+        has_weaver = False
+
+    readers: dict[str, Callable[[], int]] = {
+        "raw uproot.iterate": lambda: read_raw(path, branches),
+        "naive padding": lambda: read_naive(path, branches),
+        "pad_objects": lambda: read_padding(package, path, branches),
+        "pipeline, training loader": lambda: count_batches(module.train_dataloader()),
+        "pipeline, training loader, no read-ahead": lambda: count_batches(
+            one_thread.train_dataloader()
+        ),
+        "pipeline, predict loader": lambda: count_batches(ordered.predict_dataloader("train")),
+    }
+    if has_weaver:
+        readers["weaver-core SimpleIterDataset"] = lambda: read_weaver(path, weaver_config)
+    for workers in (1, 2):
+
+        def with_workers(workers: int = workers) -> int:
+            module.num_workers = workers
+            try:
+                return count_batches(module.train_dataloader())
+            finally:
+                module.num_workers = 0
+
+        readers[f"pipeline, training loader, {workers} workers"] = with_workers
+
+    rates: dict[str, list[float]] = {name: [] for name in readers}
+    for repeat in range(args.repeats):
+        for name, reader in readers.items():
+            rates[name].append(time_rate(reader))
+            log.warning("repeat %d: %s %.0f events/s", repeat, name, rates[name][-1])
+    median = {name: statistics.median(values) for name, values in rates.items()}
+
+    probe = subprocess.run(
+        [sys.executable, __file__, str(args.repo), "--events", str(args.events),
+         "--workdir", str(args.workdir), "--memory-probe"],
+        check=True, capture_output=True, text=True,
+    )
+    memory = json.loads(probe.stdout)
+
+    raw = median["raw uproot.iterate"]
+    training = median["pipeline, training loader"]
+    results = {
+        "events": args.events,
+        "file_mib": path.stat().st_size / 2**20,
+        "cpu_count": os.cpu_count(),
+        "events_per_second": median,
+        "all_rates": rates,
+        "ratios": {
+            "naive padding / raw": median["naive padding"] / raw,
+            "pad_objects / raw": median["pad_objects"] / raw,
+            "pipeline training / raw": training / raw,
+            "pipeline predict / raw": median["pipeline, predict loader"] / raw,
+            "pipeline 2 workers / 0 workers": median["pipeline, training loader, 2 workers"]
+            / training,
+            "pipeline 2 workers / 0 workers without read-ahead": median[
+                "pipeline, training loader, 2 workers"
+            ]
+            / median["pipeline, training loader, no read-ahead"],
+        },
+        "memory": memory,
+    }
+    if has_weaver:
+        results["ratios"]["pipeline / weaver-core"] = (
+            training / median["weaver-core SimpleIterDataset"]
+        )
+    if args.output:
+        args.output.write_text(json.dumps(results, indent=2))
+    print_report(results)
+
+
+def print_report(results: dict[str, Any]) -> None:
+    print(f"file: {results['events']} events, {results['file_mib']:.1f} MiB")  # noqa: T201
+    for name, rate in results["events_per_second"].items():
+        print(f"{name:45s} {rate / 1e3:10.0f} k events/s")  # noqa: T201
+    for name, ratio in results["ratios"].items():
+        print(f"{name:45s} {ratio:10.2f}")  # noqa: T201
+    rss = [value for _, value in results["memory"]["rss_mib"]]
+    print(f"resident memory while streaming (MiB): {[round(v) for v in rss]}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""A shuffle buffer that mixes samples across the chunks of a stream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .blocks import EventBlock
+
+# Blocks the buffer references before it copies its pending samples into one block; the bound
+# keeps memory flat when each block contributes only a few pending samples.
+MAX_PARTS = 4
+
+
+class ShuffleBuffer:
+    """Holds back about ``capacity`` samples and emits batches of ``batch_size`` samples.
+
+    Every time a block arrives, the pending samples and the block's samples are permuted
+    together and all but ``capacity`` of them leave in batches, so each batch mixes the new
+    block with earlier ones. Pending samples stay in their blocks as row indices; a sample is
+    copied once, into the batches that it leaves with. Without a random generator the samples
+    leave in arrival order.
+    """
+
+    def __init__(self, batch_size: int, capacity: int, rng: np.random.Generator | None) -> None:
+        self.batch_size = batch_size
+        self.capacity = capacity
+        self.rng = rng
+        self.parts: list[tuple[EventBlock, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return sum(len(rows) for _, rows in self.parts)
+
+    def add(self, block: EventBlock) -> Iterator[EventBlock]:
+        if len(block) == 0:
+            return
+        self.parts.append((block, np.arange(len(block))))
+        n_batches = max(0, (len(self) - self.capacity) // self.batch_size)
+        if n_batches > 0:
+            yield from self._emit(n_batches * self.batch_size)
+
+    def flush(self) -> Iterator[EventBlock]:
+        if self.parts:
+            yield from self._emit(len(self))
+
+    def _emit(self, count: int) -> Iterator[EventBlock]:
+        total = len(self)
+        order = self.rng.permutation(total) if self.rng is not None else np.arange(total)
+        offsets = np.cumsum([0] + [len(rows) for _, rows in self.parts])
+        # One gather for all leaving samples; the batches are views into it.
+        leaving = self._gather(order[:count], offsets)
+        rest = self._select(np.sort(order[count:]), offsets)
+        self.parts = rest
+        if len(rest) > MAX_PARTS:
+            self.parts = [(self._take(rest), np.arange(sum(len(r) for _, r in rest)))]
+        for start in range(0, count, self.batch_size):
+            yield leaving.take(slice(start, start + self.batch_size))
+
+    def _select(
+        self, positions: np.ndarray, offsets: np.ndarray
+    ) -> list[tuple[EventBlock, np.ndarray]]:
+        """Return (block, rows) pairs for ``positions`` over all pending samples."""
+        part_of = np.searchsorted(offsets, positions, side="right") - 1
+        selected = []
+        for index, (block, rows) in enumerate(self.parts):
+            chosen = rows[positions[part_of == index] - offsets[index]]
+            if len(chosen):
+                selected.append((block, chosen))
+        return selected
+
+    def _gather(self, positions: np.ndarray, offsets: np.ndarray) -> EventBlock:
+        return self._take(self._select(positions, offsets))
+
+    @staticmethod
+    def _take(selected: list[tuple[EventBlock, np.ndarray]]) -> EventBlock:
+        pieces = [block.take(rows) for block, rows in selected]
+        return pieces[0] if len(pieces) == 1 else EventBlock.concatenate(pieces)
