@@ -44,15 +44,13 @@ def output_of(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit status {result.returncode}\n{result.stdout}\n{result.stderr}"
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Render the default answers once for every test of this module."""
-    destination = tmp_path_factory.mktemp("hygiene") / "project"
+def render(destination: Path, **answers: object) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", copier.errors.DirtyLocalWarning)
         copier.run_copy(
             str(TEMPLATE_ROOT),
             str(destination),
+            data=answers,
             defaults=True,
             unsafe=True,
             vcs_ref="HEAD",
@@ -62,12 +60,43 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Render the default answers once for every test of this module."""
+    return render(tmp_path_factory.mktemp("hygiene") / "project")
+
+
+@pytest.fixture(scope="module")
 def package_name(project: Path) -> str:
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     return pyproject["project"]["scripts"]["train"].split(".")[0]
 
 
 def test_ruff_check_passes(project: Path) -> None:
+    result = run([tool("ruff"), "check", "--no-cache", "."], project)
+
+    assert result.returncode == 0, output_of(result)
+
+
+@pytest.mark.parametrize(
+    ("python_version", "task", "model_family", "use_gnn"),
+    [
+        ("3.10", "regression", "deepsets", False),
+        ("3.12", "classification", "transformer", False),
+        ("3.13", "regression", "particlenet", True),
+    ],
+)
+def test_ruff_check_passes_on_other_python_versions(
+    tmp_path: Path, python_version: str, task: str, model_family: str, use_gnn: bool
+) -> None:
+    """Ruff's pyupgrade rules follow requires-python, so each minimum version is linted."""
+    project = render(
+        tmp_path / "project",
+        python_version=python_version,
+        task=task,
+        model_family=model_family,
+        use_gnn=use_gnn,
+    )
+
     result = run([tool("ruff"), "check", "--no-cache", "."], project)
 
     assert result.returncode == 0, output_of(result)

@@ -1,25 +1,26 @@
 """One chunk of entries to an :class:`EventBlock`: selection, inputs, labels, weights, checks.
 
-An event block holds the unpreprocessed inputs of a set of samples as NumPy arrays. Memory
-mode concatenates the blocks of all chunks; stream mode turns each block into batches.
+Memory mode concatenates the blocks of all chunks, and stream mode turns each block into
+batches.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import awkward as ak
 import numpy as np
 
 from . import splitting
-from .columns import describe, jagged_column, observer_column, scalar_column
+from .columns import JAGGED, describe, jagged_column, observer_column, scalar_column
 from .config import DataConfig, ObjectsConfig
 from .errors import DataError
+from .event_block import EventBlock
 from .expressions import Evaluator, VariableResolver
-from .padding import pad_objects
+from .padding import jagged_parts, pad_objects
 from .sources import TreeFile
 
 log = logging.getLogger(__name__)
@@ -27,60 +28,60 @@ log = logging.getLogger(__name__)
 ObjectTransform = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
-@dataclass
-class EventBlock:
-    """Samples as aligned NumPy arrays, before preprocessing.
+class PerObjectValues:
+    """Values of one chunk with one entry per object, for per-object samples.
 
-    ``entry`` is the dataset-wide entry id (the file's entry offset plus the entry number), so
-    every event has a unique id; in per-object mode all objects of an event share it.
+    The first per-object (jagged) feature fixes the objects: its number of objects per event,
+    after the per-object selection ``object_keep``. Per-object values must have the same
+    numbers; per-event values are repeated for every object of their event.
     """
 
-    features: np.ndarray  # float32 (n, F); F is 0 when the dataset declares no features
-    objects: np.ndarray | None  # float32 (n, N, C)
-    mask: np.ndarray | None  # bool (n, N)
-    target: np.ndarray  # int64 (n,) class index, or float32 (n, T)
-    weight: np.ndarray  # float32 (n,)
-    entry: np.ndarray  # int64 (n,)
-    split: np.ndarray  # int8 (n,), codes from splitting
-    source: np.ndarray  # int16 (n,), index into data.sources
-    observers: dict[str, np.ndarray] = field(default_factory=dict)
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        object_keep: ak.Array | None,
+        where: str,
+        feature_names: Sequence[str],
+    ) -> None:
+        self.evaluator = evaluator
+        self.object_keep = object_keep
+        self.where = where
+        first = next((f for f in feature_names if describe(evaluator.evaluate(f)) == JAGGED), None)
+        if first is None:
+            msg = (
+                f"data.samples is 'object' but no feature in {where} is a per-object list; "
+                "list per-object branches such as Jet_pt under inputs.features"
+            )
+            raise DataError(msg)
+        self.first = first
+        self.counts, _ = jagged_parts(self._jagged(first))
 
-    def __len__(self) -> int:
-        return len(self.entry)
+    def _jagged(self, text: str) -> ak.Array:
+        column = jagged_column(self.evaluator.evaluate(text), text, self.where)
+        return column if self.object_keep is None else column[self.object_keep]
 
-    def take(self, index: np.ndarray | slice) -> EventBlock:
-        """Return the samples at ``index`` (a slice, integer positions or a boolean mask):
-        views for a slice, copies otherwise."""
-        if isinstance(index, np.ndarray) and index.dtype == bool:
-            index = np.flatnonzero(index)
+    def values(self, text: str) -> np.ndarray:
+        """Return the numbers of ``text``, one per object."""
+        value = self.evaluator.evaluate(text)
+        if describe(value) != JAGGED:
+            per_event = scalar_column(value, self.evaluator.length, text, self.where)
+            return np.repeat(per_event, self.counts)
+        counts, flat = jagged_parts(self._jagged(text))
+        if not np.array_equal(counts, self.counts):
+            msg = (
+                f"{text!r} in {self.where} has a different number of objects per event than "
+                f"{self.first!r}; per-object values must come from one collection"
+            )
+            raise DataError(msg)
+        return flat
 
-        def pick(array: np.ndarray) -> np.ndarray:
-            # np.take copies rows several times faster than fancy indexing for 3-D arrays.
-            return array[index] if isinstance(index, slice) else np.take(array, index, axis=0)
-
-        values: dict[str, Any] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, dict):
-                values[item.name] = {k: pick(v) for k, v in value.items()}
-            else:
-                values[item.name] = None if value is None else pick(value)
-        return EventBlock(**values)
-
-    @staticmethod
-    def concatenate(blocks: Sequence[EventBlock]) -> EventBlock:
-        values = {}
-        for item in fields(EventBlock):
-            first = getattr(blocks[0], item.name)
-            if isinstance(first, dict):
-                values[item.name] = {
-                    k: np.concatenate([b.observers[k] for b in blocks]) for k in first
-                }
-            elif first is None:
-                values[item.name] = None
-            else:
-                values[item.name] = np.concatenate([getattr(b, item.name) for b in blocks])
-        return EventBlock(**values)
+    def observer(self, name: str) -> np.ndarray:
+        """Return observer ``name`` per object. Per-event observers may be strings."""
+        value = self.evaluator.evaluate(name)
+        if describe(value) == JAGGED:
+            return self.values(name)
+        per_event = observer_column(value, self.evaluator.length, name, self.where)
+        return np.repeat(per_event, self.counts)
 
 
 @dataclass
@@ -123,7 +124,8 @@ class BlockBuilder:
         return names + [name for name in optional if name is not None]
 
     def branches(self, tree_file: TreeFile) -> set[str]:
-        """Return the branches of ``tree_file`` that chunks need; raises on unknown names."""
+        """Return the branches of ``tree_file`` that chunks need, or raise ExpressionError for
+        a name that is not a branch, alias or new variable."""
         return self.resolver(tree_file).branches_for(self.expressions())
 
     def build(
@@ -156,8 +158,8 @@ class BlockBuilder:
     def _select(
         self, evaluator: Evaluator, tree_file: TreeFile
     ) -> tuple[Evaluator, ak.Array | None]:
-        """Apply the selection in order; event-level cuts drop events, per-object cuts (in
-        per-object mode) are combined into a jagged mask of the objects to keep."""
+        """Apply the selection expressions in order. Event-level cuts drop events, and
+        per-object cuts (in per-object mode) combine into a jagged mask of the objects to keep."""
         object_keep = None
         for text in self.config.selection:
             value = evaluator.evaluate(text)
@@ -273,69 +275,20 @@ class BlockBuilder:
         self, evaluator: Evaluator, object_keep: ak.Array | None, tree_file: TreeFile
     ) -> EventBlock:
         config = self.config
-        where = tree_file.where
-        counts = None
-        jagged: dict[str, np.ndarray] = {}
-
-        def flat(text: str) -> np.ndarray:
-            nonlocal counts
-            value = evaluator.evaluate(text)
-            if describe(value) in ("a constant", describe(np.zeros(1))):
-                return scalar_column(value, evaluator.length, text, where)
-            column = jagged_column(value, text, where)
-            if object_keep is not None:
-                column = column[object_keep]
-            column_counts = ak.to_numpy(ak.num(column, axis=1))
-            if counts is None:
-                counts = column_counts
-            elif not np.array_equal(counts, column_counts):
-                msg = (
-                    f"{text!r} in {where} has a different number of objects per event than "
-                    f"{next(iter(jagged))!r}; per-object inputs must come from one collection"
-                )
-                raise DataError(msg)
-            jagged[text] = column_counts
-            return ak.to_numpy(ak.flatten(column, axis=1))
-
-        per_event: dict[str, np.ndarray] = {}
-        per_object: dict[str, np.ndarray] = {}
-        for text in config.feature_names:
-            values = flat(text)
-            (per_object if text in jagged else per_event)[text] = values
-        if counts is None:
-            msg = (
-                f"data.samples is 'object' but no feature in {where} is a per-object list; "
-                "list per-object branches such as Jet_pt under inputs.features"
-            )
-            raise DataError(msg)
-
-        def spread(text: str) -> np.ndarray:
-            values = flat(text)
-            return values if text in jagged else np.repeat(values, counts)
-
+        per_object = PerObjectValues(evaluator, object_keep, tree_file.where, config.feature_names)
+        counts = per_object.counts
         n_objects = int(counts.sum())
-        features = self._stack(
-            [
-                per_object[f] if f in per_object else np.repeat(per_event[f], counts)
-                for f in config.feature_names
-            ],
-            n_objects,
-        )
-        observers = {}
-        for name in config.observers:
-            values = observer_column(evaluator.evaluate(name), evaluator.length, name, where)
-            observers[name] = np.repeat(values, counts)
-        entry = np.repeat(evaluator.entries + tree_file.entry_offset, counts)
+        features = self._stack([per_object.values(f) for f in config.feature_names], n_objects)
         return EventBlock(
             features=features,
             objects=None,
             mask=None,
-            target=self._target(spread, n_objects, tree_file),
-            weight=self._weight(spread, n_objects, tree_file),
-            entry=entry,
+            target=self._target(per_object.values, n_objects, tree_file),
+            weight=self._weight(per_object.values, n_objects, tree_file),
+            entry=np.repeat(evaluator.entries + tree_file.entry_offset, counts),
             split=np.repeat(self._split(evaluator, tree_file), counts),
             source=np.full(n_objects, tree_file.source_index, dtype=np.int16),
-            observers=observers,
+            observers={name: per_object.observer(name) for name in config.observers},
         )
 
     # Shared pieces ---------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each epoch cuts every file into pieces and combines them into chunks of about ``chunk_size``
 entries that hold the same fraction of every file (of ``files_per_chunk`` files at a time when
-there are more). The pieces of an epoch cover every entry of every file exactly once.
+there are more). The pieces of an epoch cover every entry of every file exactly once, which
+the streaming tests check for several file sizes, chunk sizes and shard counts.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def order_pieces(plan: list[list[Piece]], seed: int, epoch: int, shuffle: bool) 
     """Return all pieces in reading order, in which all files advance at the same pace.
 
     Piece ``k`` of a file with ``n`` pieces gets the position ``(k + u) / n``, with ``u``
-    uniform in [0, 1) (0.5 without shuffling); sorting by position interleaves the files in
+    uniform in [0, 1) (0.5 without shuffling). Sorting by position interleaves the files in
     proportion to their sizes. With shuffling, each file's pieces are also permuted per epoch.
     """
     rng = np.random.default_rng([seed, epoch])

@@ -14,7 +14,7 @@ JAGGED = "a variable-length list of numbers per event"
 
 
 def describe(value: Any) -> str:
-    """Return what ``value`` holds per event, in the words that error messages use."""
+    """Return what ``value`` contains per event, in the words that error messages use."""
     if not isinstance(value, ak.Array):
         array = np.asarray(value)
         if array.ndim == 0:
@@ -67,7 +67,7 @@ def scalar_column(value: Any, length: int, name: str, where: str) -> np.ndarray:
         return np.full(length, value)
     if kind != SCALAR:
         hint = _scalar_hint(kind)
-        msg = f"{name!r} in {where} must be {SCALAR} but holds {kind}; {hint}"
+        msg = f"{name!r} in {where} must be {SCALAR} but contains {kind}; {hint}"
         raise DataError(msg)
     if isinstance(value, ak.Array):
         if isinstance(value.type.content, ak.types.OptionType):
@@ -100,7 +100,7 @@ def jagged_column(value: Any, name: str, where: str) -> ak.Array:
             hint = "strings cannot be model inputs: use a numeric branch"
         else:
             hint = "select or reduce it to one number per object in new_variables"
-        msg = f"{name!r} in {where} must be {JAGGED} but holds {kind}; {hint}"
+        msg = f"{name!r} in {where} must be {JAGGED} but contains {kind}; {hint}"
         raise DataError(msg)
     return value
 

@@ -56,8 +56,8 @@ class SplitConfig:
 
     ``random``: a hash of (seed, source, file name, entry) decides, so the assignment does not
     depend on chunking, workers or the order in which files are read. ``modulo``: the integer
-    ``key`` (usually the event number) modulo ``k`` gives the fold; fold ``fold`` is the test
-    set, fold ``fold + 1`` (mod k) the validation set, the others the training set.
+    ``key`` (usually the event number) modulo ``k`` gives the fold. Fold ``fold`` is the test
+    set, fold ``fold + 1`` (mod k) the validation set, and the others the training set.
     """
 
     method: str = "random"
@@ -73,7 +73,7 @@ class SplitConfig:
 class PreprocessingConfig:
     """Per-variable transforms, applied in the order clip, log, scale.
 
-    ``uncertainties`` maps a variable to the input that holds its uncertainty; that input is
+    ``uncertainties`` maps a variable to the input that contains its uncertainty. That input is
     propagated through the variable's transform instead of being scaled on its own.
     """
 
@@ -91,9 +91,9 @@ class PreprocessingConfig:
 class LoadingConfig:
     """How events are read: all at once into memory, or streamed in chunks of entries.
 
-    ``chunk_size`` counts entries per read; in stream mode a chunk combines pieces of up to
-    ``files_per_chunk`` files, ``shuffle_buffer`` samples are held back for shuffling, and
-    with ``read_ahead`` a thread reads the next chunk while the current one is processed.
+    ``chunk_size`` counts entries per read. In stream mode a chunk combines pieces of up to
+    ``files_per_chunk`` files, and ``shuffle_buffer`` samples are held back for shuffling.
+    With ``read_ahead``, a thread reads the next chunk while the current one is processed.
     """
 
     mode: str = "memory"

@@ -13,10 +13,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from . import splitting
-from .blocks import BlockBuilder, EventBlock
+from .blocks import BlockBuilder
 from .config import DataConfig, parse_data_config
 from .datasets import BatchAssembler, BatchLoader, InMemoryDataset, class_balance, keep_batch
 from .errors import DataError
+from .event_block import EventBlock
 from .preprocessing import Preprocessor
 from .reading import read_all
 from .sources import TreeFile, scan_sources
@@ -240,6 +241,7 @@ class RootDataModule(L.LightningDataModule):
                 batch_size=None,
                 num_workers=num_workers,
                 collate_fn=keep_batch,
+                persistent_workers=num_workers > 0,
                 pin_batches=self.pin_memory,
             )
         return BatchLoader(
@@ -263,7 +265,7 @@ class RootDataModule(L.LightningDataModule):
 
     def predict_dataloader(self, split: str = "test") -> DataLoader[Any]:
         """Return the batches of ``split`` in a fixed order, with ``index`` counting rows from
-        zero; streaming reads them in one process so that the rows are known."""
+        zero. Streaming reads them in one process, because only then are the rows known."""
         return self._loader(split, shuffle=False, ordered=True)
 
     # Evaluation helpers ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .blocks import EventBlock
+from .event_block import EventBlock
 from .preprocessing import Preprocessor
 
 ArrayBatch = dict[str, np.ndarray]

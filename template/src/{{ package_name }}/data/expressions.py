@@ -1,6 +1,6 @@
 """Expressions over branches in a restricted namespace, evaluated on chunks of events.
 
-An expression sees ``np``/``numpy``, ``ak``/``awkward``, ``math``, ``vector`` (registered for
+An expression can use ``np``/``numpy``, ``ak``/``awkward``, ``math``, ``vector`` (registered for
 awkward, e.g. ``vector.zip({"px": ..., "py": ..., "pz": ..., "E": ...}).mass``), a few
 built-ins, the reserved name ``tree_entry`` (the entry number in the file), and the variables of
 the current source: new variables, aliases and branches, in that order of precedence.
@@ -179,7 +179,7 @@ class Evaluator:
             # evaluation reports them with the variable name and the entry.
             with np.errstate(all="ignore"):
                 # The parser above rejects underscore attributes and dunder names, and the
-                # namespace holds only the modules and built-ins listed at the top.
+                # namespace contains only the modules and built-ins listed at the top.
                 result = eval(parsed.code, {**_GLOBALS, **values})  # noqa: S307
         except ExpressionError:
             raise

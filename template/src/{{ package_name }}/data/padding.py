@@ -44,7 +44,7 @@ def pad_objects(
     """Pad or truncate jagged ``columns`` to ``max_length`` objects per event.
 
     Returns ``objects`` of shape ``(n_events, max_length, len(columns))``, where every padded
-    slot holds ``pad_value``, and ``mask`` of shape ``(n_events, max_length)``, True for real
+    slot contains ``pad_value``, and ``mask`` of shape ``(n_events, max_length)``, True for real
     objects. With ``sort_by``, objects are ordered by that key in decreasing order (e.g. the
     leading jets by pt) before truncation. ``transform`` maps the flat values of the kept
     objects, one array per column, to the values to store (streaming passes the preprocessing

@@ -1,8 +1,8 @@
 """Per-variable transforms (clip, log, standard or robust scaling) fitted on the training split.
 
-The fitted state is a plain dict of numbers and strings, so it goes into the Lightning
-checkpoint (through the data module's ``state_dict``) and into a JSON sidecar next to it, from
-which any other program can apply the same transforms.
+The fitted state is a plain dict of numbers and strings. It goes into the Lightning checkpoint
+through the data module's ``state_dict``, and into a JSON sidecar from which any other program
+can apply the same transforms.
 """
 
 from __future__ import annotations
@@ -143,11 +143,13 @@ class Preprocessor:
             for index, transform in enumerate(self.objects):
                 values = objects[rows, :, index][real]
                 self._fit_one(transform, values, self.config.method, "objects")
-        if self.targets and targets is None:
-            msg = "target transforms need the targets to fit"
-            raise ValueError(msg)
-        for index, transform in enumerate(self.targets):
-            self._fit_one(transform, targets[rows, index], self.config.target_method, "targets")
+        if self.targets:
+            if targets is None:
+                msg = "target transforms need the targets to fit"
+                raise ValueError(msg)
+            for index, transform in enumerate(self.targets):
+                values = targets[rows, index]
+                self._fit_one(transform, values, self.config.target_method, "targets")
         self.fitted = True
         return self
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import awkward as ak
 
-from .blocks import BlockBuilder, ChunkReport, EventBlock
+from .blocks import BlockBuilder, ChunkReport
 from .errors import DataError
+from .event_block import EventBlock
 from .sources import TreeFile, open_tree
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .blocks import EventBlock
+from .event_block import EventBlock
 
-# Blocks the buffer references before it copies its pending samples into one block; the bound
-# keeps memory flat when each block contributes only a few pending samples.
+# Number of blocks the buffer may reference before it copies its pending samples into one
+# block. The bound keeps memory flat when each block contributes only a few pending samples.
 MAX_PARTS = 4
 
 
@@ -74,5 +74,4 @@ class ShuffleBuffer:
 
     @staticmethod
     def _take(selected: list[tuple[EventBlock, np.ndarray]]) -> EventBlock:
-        pieces = [block.take(rows) for block, rows in selected]
-        return pieces[0] if len(pieces) == 1 else EventBlock.concatenate(pieces)
+        return EventBlock.gather(selected)

@@ -107,8 +107,8 @@ def branch_names(tree: Any) -> frozenset[str]:
 def scan_sources(sources: tuple[SourceConfig, ...]) -> list[TreeFile]:
     """Open every file of every source once and return its tree's size and branches.
 
-    Files whose tree is empty are left out with a warning; a source whose trees are all empty
-    raises, because its events (and for classification its class) would be missing.
+    Files whose tree is empty are left out with a warning. A source whose trees are all empty
+    raises DataError, because its events (and for classification its class) would be missing.
     """
     files: list[TreeFile] = []
     offset = 0

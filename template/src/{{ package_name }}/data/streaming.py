@@ -1,7 +1,7 @@
 """Streaming dataset: reads chunks of entries with uproot while training, in flat memory.
 
-Chunks (see :mod:`.chunking`) are dealt round-robin to the (rank, worker) shards and every
-chunk is read by exactly one shard, so every selected sample appears exactly once per epoch
+Chunks (see :mod:`.chunking`) are dealt round-robin to the (rank, worker) shards, and every
+chunk is read by exactly one shard. So every selected sample appears exactly once per epoch,
 whatever the number of files, the chunk size, the workers or the ranks. A background thread
 reads and preprocesses the next chunk while batches of the current one are consumed, and a
 shuffle buffer mixes samples across chunks.
@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .blocks import BlockBuilder, EventBlock
+from .blocks import BlockBuilder
 from .chunking import Piece, plan_chunks
 from .datasets import ArrayBatch, BatchAssembler
+from .event_block import EventBlock
 from .reading import iterate_arrays
 from .shuffling import ShuffleBuffer
 from .sources import TreeFile, open_tree
@@ -42,7 +43,7 @@ def distributed_shard() -> tuple[int, int]:
     return 0, 1
 
 
-class StreamingDataset(IterableDataset[ArrayBatch]):
+class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
     """Batches of one split, read from the files as they are consumed.
 
     ``ordered=True`` reads the chunks in a fixed order without shuffling and must run in one
@@ -50,6 +51,11 @@ class StreamingDataset(IterableDataset[ArrayBatch]):
     Otherwise ``index`` is the dataset-wide entry id of the event, unique per event, because a
     worker cannot know the rows that other workers produce. ``rank`` and ``world_size`` default
     to those of torch.distributed.
+
+    NOTE: ranks receive about the same number of entries, not of selected samples, so under
+    DDP they may run different numbers of batches per epoch; DDP then waits for the rank with
+    fewer batches. Lightning's ``limit_train_batches`` set below the smallest rank's count
+    avoids that until the stream balances ranks itself.
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class StreamingDataset(IterableDataset[ArrayBatch]):
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self._passes = 0
 
     def _shard(self) -> tuple[int, int]:
         rank, world_size = distributed_shard()
@@ -96,24 +103,30 @@ class StreamingDataset(IterableDataset[ArrayBatch]):
             raise RuntimeError(msg)
         return rank * n_workers + worker_id, world_size * n_workers
 
-    def chunks(self) -> list[list[Piece]]:
-        """Return the chunks this process reads in the current epoch."""
+    def chunks(self, epoch: int) -> list[list[Piece]]:
+        """Return the chunks this process reads in ``epoch``."""
         shard, n_shards = self._shard()
-        chunks = plan_chunks(self.files, self.loading, self.epoch, self.shuffle)
+        chunks = plan_chunks(self.files, self.loading, epoch, self.shuffle)
         return chunks[shard::n_shards]
 
     def set_epoch(self, epoch: int) -> None:
-        """Set the epoch, which seeds the order of chunks and the shuffle buffer."""
-        self.epoch = epoch
+        """Set the epoch, which seeds the order of chunks and the shuffle buffer.
 
-    def blocks(self, *, preprocess: bool = False) -> Iterator[EventBlock]:
+        Persistent DataLoader workers keep their own copy of the dataset, which this call does
+        not reach, so every pass also counts itself: the pass ``k`` after ``set_epoch(e)``
+        runs epoch ``e + k``.
+        """
+        self.epoch = epoch
+        self._passes = 0
+
+    def blocks(self, *, preprocess: bool = False, epoch: int | None = None) -> Iterator[EventBlock]:
         """Yield one block of this split per chunk this process reads, preprocessed or not.
 
         In the main process a read-ahead thread reads the next chunk with uproot while this
         one is built (``loading.read_ahead``); DataLoader workers read without one, because
         the workers themselves already keep the cores busy.
         """
-        chunks = self._read_chunks()
+        chunks = self._read_chunks(self.epoch if epoch is None else epoch)
         if self.loading.read_ahead and get_worker_info() is None:
             chunks = prefetched(chunks)
         assembler = self.assembler
@@ -134,11 +147,13 @@ class StreamingDataset(IterableDataset[ArrayBatch]):
             elif parts:
                 yield EventBlock.concatenate(parts)
 
-    def _read_chunks(self) -> Generator[list[tuple[TreeFile, int, dict[str, Any]]], None, None]:
+    def _read_chunks(
+        self, epoch: int
+    ) -> Generator[list[tuple[TreeFile, int, dict[str, Any]]], None, None]:
         """Yield, per chunk, the branch arrays of its pieces with their file and first entry."""
         trees = _OpenTrees(self.files)
         try:
-            for chunk in self.chunks():
+            for chunk in self.chunks(epoch):
                 pieces = []
                 for piece in chunk:
                     tree_file = self.files[piece.file]
@@ -156,11 +171,13 @@ class StreamingDataset(IterableDataset[ArrayBatch]):
 
     def __iter__(self) -> Iterator[ArrayBatch | list[ArrayBatch]]:
         shard, _ = self._shard()
+        epoch = self.epoch + self._passes
+        self._passes += 1
         rng = None
         if self.shuffle:
-            rng = np.random.default_rng([self.loading.seed, self.epoch, shard])
+            rng = np.random.default_rng([self.loading.seed, epoch, shard])
         buffer = ShuffleBuffer(self.batch_size, self.shuffle_buffer, rng)
-        batches = self._batches(buffer)
+        batches = self._batches(buffer, epoch)
         if get_worker_info() is None:
             yield from batches
             return
@@ -169,9 +186,9 @@ class StreamingDataset(IterableDataset[ArrayBatch]):
         while group := list(itertools.islice(batches, WORKER_GROUP)):
             yield group
 
-    def _batches(self, buffer: ShuffleBuffer) -> Iterator[ArrayBatch]:
+    def _batches(self, buffer: ShuffleBuffer, epoch: int) -> Iterator[ArrayBatch]:
         row = 0
-        for block in self.blocks(preprocess=True):
+        for block in self.blocks(preprocess=True, epoch=epoch):
             for batch in buffer.add(block):
                 yield self._assemble(batch, row)
                 row += len(batch)

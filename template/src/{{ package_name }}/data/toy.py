@@ -4,7 +4,7 @@ Classification: signal and background events (one file per process, tree ``event
 event-level ``met``, ``n_jets``, ``ht`` and a jet collection ``jet_pt``, ``jet_eta``,
 ``jet_phi``, ``jet_n_constituents``. Every variable has a simple density per process
 (exponential, Poisson, Gaussian, uniform), so the likelihood ratio, the optimal classifier, is
-:func:`optimal_score`. Event weights are positive except for a fraction of negative ones; their
+:func:`optimal_score`. Event weights are positive except for a fraction of negative ones. Their
 magnitude and sign are independent of the event, so weighting does not move the optimum.
 
 Regression: the target ``true_energy`` is the sum of the true energies of calorimeter clusters,
@@ -108,9 +108,9 @@ def _log_ratio(parameter_signal: float, parameter_background: float) -> float:
 def optimal_score(events: Mapping[str, Any], inputs: str = "all") -> np.ndarray:
     """Return the log-likelihood ratio log p(event | signal) / p(event | background).
 
-    ``events`` holds ``met``, ``n_jets``, ``ht`` and, for ``inputs="all"``, the jagged
+    ``events`` contains ``met``, ``n_jets``, ``ht`` and, for ``inputs="all"``, the jagged
     ``jet_eta`` and ``jet_n_constituents`` (all jets, not truncated). ``inputs="features"``
-    uses the event-level features only, the optimum for a model that sees nothing else; it is
+    uses the event-level features only, the optimum for a model without the jets. It is
     exact because ``n_jets`` and ``ht`` are sufficient statistics for the jet pt.
     """
     if inputs not in INPUT_SETS:
@@ -244,7 +244,7 @@ def _posterior(events: Mapping[str, Any], inputs: str) -> tuple[np.ndarray, np.n
 
 def optimal_energy(events: Mapping[str, Any], inputs: str = "all") -> np.ndarray:
     """Return the posterior mean of ``true_energy``, the estimate with the least mean squared
-    error. ``events`` holds ``track_e``, ``track_e_err`` and either the jagged ``cluster_e``,
+    error. ``events`` contains ``track_e``, ``track_e_err`` and either the jagged ``cluster_e``,
     ``cluster_e_err`` (``inputs="all"``) or ``n_clusters``, ``sum_e``, ``sum_e_err``
     (``inputs="features"``)."""
     return _posterior(events, inputs)[0]
