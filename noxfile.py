@@ -80,7 +80,10 @@ def matrix(session: nox.Session) -> None:
     """
     install_template_environment(session)
     session.run(
-        "python", str(ROOT / "tests" / "matrix.py"), "--workdir", str(ROOT / ".matrix"),
+        "python",
+        str(ROOT / "tests" / "matrix.py"),
+        "--workdir",
+        str(ROOT / ".matrix"),
         *session.posargs,
     )
 
@@ -122,7 +125,9 @@ def lint(session: nox.Session) -> None:
     for task in ("classification", "regression"):
         for family in ("mlp", "deepsets", "transformer"):
             destination = scratch / f"{task}-{family}"
-            session.run("python", RENDER, str(destination), f"task={task}", f"model_family={family}")
+            session.run(
+                "python", RENDER, str(destination), f"task={task}", f"model_family={family}"
+            )
         destination = scratch / f"{task}-particlenet"
         session.run("python", RENDER, str(destination), f"task={task}", "use_gnn=true")
     session.run("ruff", "check", str(scratch))

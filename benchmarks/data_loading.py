@@ -17,8 +17,8 @@ reads it in several ways, reporting events per second and ratios:
 - weaver-core: ``weaver.utils.dataset.SimpleIterDataset`` with the same inputs, if installed;
 - workers: the streaming training loader with 0, 1 and 2 DataLoader workers on one file, and
   in one process without the read-ahead thread (one core);
-- memory: resident memory while streaming the file with chunks far smaller than the file, in a
-  fresh process.
+- memory: resident memory while streaming the file for three epochs with chunks of a twentieth
+  of the file, in a fresh process.
 
 Rates are medians over ``--repeats`` interleaved repetitions, so that machine noise hits all
 readers alike.
@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -190,18 +191,19 @@ def read_weaver(path: Path, config_path: Path) -> int:
     return sum(len(y["_label_"]) for _, y, _ in loader)
 
 
-def memory_probe(package: str, path: Path, chunk_size: int) -> dict[str, Any]:
-    """Stream the file once and return the resident memory sampled along the epoch."""
+def memory_probe(package: str, path: Path, chunk_size: int, epochs: int = 3) -> dict[str, Any]:
+    """Stream the file ``epochs`` times and return the resident memory sampled along the way."""
     module = make_module(package, path, chunk_size=chunk_size, shuffle_buffer=chunk_size)
     loader = module.train_dataloader()
     samples = []
-    count = 0
-    for index, batch in enumerate(loader):
-        count += len(batch["index"])
-        if index % 50 == 0:
-            samples.append((count, resident_mib()))
-    samples.append((count, resident_mib()))
-    return {"events": count, "chunk_size": chunk_size, "rss_mib": samples}
+    for _ in range(epochs):
+        epoch_samples = []
+        for index, _batch in enumerate(loader):
+            if index % 100 == 0:
+                epoch_samples.append(resident_mib())
+        epoch_samples.append(resident_mib())
+        samples.append(epoch_samples)
+    return {"chunk_size": chunk_size, "rss_mib_per_epoch": samples}
 
 
 def resident_mib() -> float:
@@ -254,16 +256,13 @@ def main() -> None:
     }
     if has_weaver:
         readers["weaver-core SimpleIterDataset"] = lambda: read_weaver(path, weaver_config)
+    # One loader per worker count, reused by every repeat as training reuses it across epochs
+    # (its workers persist), so the median leaves out the start of the worker processes.
     for workers in (1, 2):
-
-        def with_workers(workers: int = workers) -> int:
-            module.num_workers = workers
-            try:
-                return count_batches(module.train_dataloader())
-            finally:
-                module.num_workers = 0
-
-        readers[f"pipeline, training loader, {workers} workers"] = with_workers
+        module.num_workers = workers
+        loader = module.train_dataloader()
+        readers[f"pipeline, training loader, {workers} workers"] = partial(count_batches, loader)
+    module.num_workers = 0
 
     rates: dict[str, list[float]] = {name: [] for name in readers}
     cpu_rates: dict[str, list[float]] = {name: [] for name in readers}
@@ -339,8 +338,9 @@ def print_report(results: dict[str, Any]) -> None:
         print(line)  # noqa: T201
     for name, ratio in results["ratios"].items():
         print(f"{name:45s} {ratio:10.2f}")  # noqa: T201
-    rss = [value for _, value in results["memory"]["rss_mib"]]
-    print(f"resident memory while streaming (MiB): {[round(v) for v in rss]}")  # noqa: T201
+    for epoch, rss in enumerate(results["memory"]["rss_mib_per_epoch"]):
+        summary = f"min {min(rss):.0f}, max {max(rss):.0f}, end {rss[-1]:.0f}"
+        print(f"resident memory in epoch {epoch}, MiB: {summary}")  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TEMPLATE_ROOT / "extensions"))
 
-from questionnaire import MODEL_FAMILIES
+from questionnaire import MODEL_FAMILIES  # noqa: E402  (after the sys.path entry above)
 
 TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")
 ACCELERATORS = ("cpu", "gpu")

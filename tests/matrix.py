@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from combinations import Combination, covering_set, full_matrix
-from rendering import render
+from rendering import render, snapshot_template
 
 REAL_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "root"
 
@@ -55,19 +55,24 @@ def rendered_test_environment(render_dir: Path, threads: int) -> dict[str, str]:
     return env
 
 
-def render_combination(combination: Combination, workdir: Path) -> Path:
-    """Render ``combination`` into a fresh folder under ``workdir`` and return that folder."""
+def render_combination(combination: Combination, workdir: Path, template: Path) -> Path:
+    """Render ``combination`` from ``template`` into a fresh folder under ``workdir``."""
     render_dir = workdir / combination.name
     shutil.rmtree(render_dir, ignore_errors=True)
-    return render(render_dir, combination.answers())
+    return render(render_dir, combination.answers(), template)
 
 
 def check_rendered(
-    combination: Combination, render_dir: Path, install: bool = False, threads: int = 1
+    combination: Combination,
+    render_dir: Path,
+    install: bool = False,
+    threads: int = 1,
+    pytest_args: tuple[str, ...] = (),
 ) -> Outcome:
     """Optionally install the rendered repo in ``render_dir``, then run its tests.
 
-    Safe to call from several threads at once, unlike rendering.
+    ``pytest_args`` select tests of the rendered repo (default: all). Safe to call from several
+    threads at once, unlike rendering.
     """
     start = time.perf_counter()
     env = rendered_test_environment(render_dir, threads)
@@ -75,7 +80,8 @@ def check_rendered(
     if install:
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
         steps.append(("install", [*pip, "--no-build-isolation", "-e", str(render_dir)]))
-    steps.append(("tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]))
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+    steps.append(("tests", pytest))
 
     output = []
     for step, command in steps:
@@ -114,7 +120,10 @@ def main() -> int:
     print(f"Checking {len(combinations)} combinations with {arguments.jobs} at once", flush=True)
 
     start = time.perf_counter()
-    render_dirs = [render_combination(c, arguments.workdir) for c in combinations]
+    template = arguments.workdir / "template-snapshot"
+    shutil.rmtree(template, ignore_errors=True)
+    snapshot_template(template)
+    render_dirs = [render_combination(c, arguments.workdir, template) for c in combinations]
     print(f"Rendered in {time.perf_counter() - start:.1f} s", flush=True)
 
     failures = []
@@ -125,7 +134,9 @@ def main() -> int:
         )
         for outcome in outcomes:
             status = "ok" if outcome.failed_step is None else f"FAILED at {outcome.failed_step}"
-            print(f"{outcome.combination.name:<50} {status:<20} {outcome.seconds:6.1f} s", flush=True)
+            print(
+                f"{outcome.combination.name:<50} {status:<20} {outcome.seconds:6.1f} s", flush=True
+            )
             if outcome.failed_step is not None:
                 failures.append(outcome)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -30,6 +32,34 @@ def render(destination: Path, answers: dict[str, object], template: Path = TEMPL
             quiet=True,
         )
     return destination
+
+
+def copy_working_tree(source: Path, destination: Path) -> Path:
+    """Copy the tracked and untracked-but-not-ignored files of the git repo ``source``."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for relative in filter(None, listing.split("\0")):
+        source_file = source / relative
+        if not source_file.is_file():
+            continue  # deleted in the working tree but still in the index
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source_file, target)
+    return destination
+
+
+def snapshot_template(destination: Path) -> Path:
+    """Copy the working tree of the template to ``destination``, without its git history.
+
+    copier renders a plain folder about three times faster than a git repository, where it runs
+    one git command per rendered file; tests that render many combinations use a snapshot.
+    """
+    return copy_working_tree(TEMPLATE_ROOT, destination)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from combinations import TEMPLATE_ROOT
 from matrix import rendered_test_environment
+from rendering import copy_working_tree
 
 pytestmark = pytest.mark.xdist_group("update")
 
@@ -45,18 +46,6 @@ def previous_release(repo: Path) -> str:
     """Return the newest tag reachable from HEAD, or HEAD's hash when there is no tag."""
     tags = git(repo, "tag", "--merged", "HEAD", "--sort=-creatordate")
     return tags.splitlines()[0] if tags else git(repo, "rev-parse", "HEAD")
-
-
-def copy_working_tree(source: Path, destination: Path) -> None:
-    """Copy the tracked and untracked-but-not-ignored files of ``source`` over ``destination``."""
-    listing = git(source, "ls-files", "--cached", "--others", "--exclude-standard", "-z")
-    for relative in filter(None, listing.split("\0")):
-        source_file = source / relative
-        if not source_file.is_file():
-            continue  # deleted in the working tree but still in the index
-        target = destination / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source_file, target)
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +138,9 @@ def test_update_changes_tracker_files(updated_project: Path, tmp_path: Path) -> 
     shutil.copytree(updated_project, project, symlinks=True)
     commit_all(project, "Update to the current template")
 
-    run_copier(copier.run_update, str(project), vcs_ref="HEAD", overwrite=True,
-               data={"tracker": "mlflow"})
+    run_copier(
+        copier.run_update, str(project), vcs_ref="HEAD", overwrite=True, data={"tracker": "mlflow"}
+    )
 
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     pyproject = (project / "pyproject.toml").read_text()
@@ -167,7 +157,11 @@ def test_updated_project_still_trains(updated_project: Path) -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "train"],
-        cwd=updated_project, env=env, capture_output=True, text=True, check=False,
+        cwd=updated_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
