@@ -17,6 +17,7 @@ import pytest
 import yaml
 from combinations import TEMPLATE_ROOT, Combination, full_matrix
 from questionnaire import MODEL_FAMILIES
+from rendering import snapshot_template
 
 # One render takes well under a second. Every test of this module runs on one pytest-xdist
 # worker, so the session cache below renders each combination once.
@@ -46,21 +47,23 @@ LEFTOVER_JINJA = re.compile(
 )
 
 
-def copy(destination: Path, **answers: object) -> Path:
-    """Render the working tree of the template into ``destination`` as `copier copy` does.
+def copy(destination: Path, template: Path = TEMPLATE_ROOT, **answers: object) -> Path:
+    """Render ``template`` (by default this repository) into ``destination`` as `copier copy` does.
 
-    ``vcs_ref="HEAD"`` makes copier render the checkout with its uncommitted edits, even after
-    the repository has release tags (copier would otherwise render the newest tag).
+    For a git repository, ``vcs_ref="HEAD"`` makes copier render the checkout with its
+    uncommitted edits, even after the repository has release tags (copier would otherwise
+    render the newest tag).
     """
+    is_repository = (template / ".git").exists()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", copier.errors.DirtyLocalWarning)
         copier.run_copy(
-            str(TEMPLATE_ROOT),
+            str(template),
             str(destination),
             data=answers,
             defaults=True,
             unsafe=True,
-            vcs_ref="HEAD",
+            vcs_ref="HEAD" if is_repository else None,
             quiet=True,
         )
     return destination
@@ -92,14 +95,19 @@ MATRIX = full_matrix()
 
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory: pytest.TempPathFactory):
-    """Return a function that renders combination ``index`` of the full matrix once per session."""
+    """Return a function that renders combination ``index`` of the full matrix once per session.
+
+    The renders start from a plain copy of the working tree, which copier renders faster than
+    the git repository itself.
+    """
+    template = snapshot_template(tmp_path_factory.mktemp("template"))
     cache: dict[int, Path] = {}
 
     def render(index: int) -> tuple[Path, dict[str, object]]:
         answers = with_metadata_answers(MATRIX[index], index)
         if index not in cache:
             destination = tmp_path_factory.mktemp("render") / MATRIX[index].name
-            cache[index] = copy(destination, **answers)
+            cache[index] = copy(destination, template, **answers)
         return cache[index], answers
 
     return render

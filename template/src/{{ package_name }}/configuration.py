@@ -1,4 +1,4 @@
-"""Where the Hydra configuration lives, the OmegaConf resolvers it uses, and the run config
+"""Location of the Hydra configuration, the OmegaConf resolvers it uses, and the run config
 that every training run stores next to its checkpoints."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _issued_run_ids: set[str] = set()
 
 
 def config_dir() -> Path:
-    """Return the folder that holds train.yaml and evaluate.yaml.
+    """Return the folder that contains train.yaml and evaluate.yaml.
 
     Raises FileNotFoundError when the package does not run from its project folder (an
     installed wheel has no configs/), with what to do instead.
@@ -66,7 +66,7 @@ def register_resolvers() -> None:
     """Register ``len``, ``n_logits`` and ``run_id`` with OmegaConf (again is harmless).
 
     ``run_id`` is cached per config object, so every interpolation of it within one
-    configuration names the same run; each newly composed configuration gets a new one.
+    configuration names the same run. Each newly composed configuration gets a new one.
     """
     OmegaConf.register_new_resolver("len", count_items, replace=True)
     OmegaConf.register_new_resolver("n_logits", count_logits, replace=True)

@@ -2,8 +2,8 @@
 
 ``evaluate(cfg)`` runs from a composed evaluate.yaml (tests call it with Hydra's compose API);
 ``main()`` is the Hydra app behind the console script. The data, model and task are rebuilt
-from the config.yaml of the training run, the weights and the fitted preprocessing come from
-the checkpoint, so the evaluation sees the inputs exactly as training did.
+from the config.yaml of the training run, and the weights and the fitted preprocessing come
+from the checkpoint, so the model gets its inputs exactly as in training.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = instantiate(run_cfg.data)
     task = instantiate(run_cfg.task, model=instantiate(run_cfg.model))
-    # The checkpoint holds Python containers and tensors only (the preprocessing state is
+    # The checkpoint contains Python containers and tensors only (the preprocessing state is
     # plain JSON-like data), so the restricted unpickler of weights_only loads it.
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     task.load_state_dict(checkpoint["state_dict"])

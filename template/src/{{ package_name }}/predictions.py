@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
 
+from .data.datamodule import RootDataModule
 from .evaluation import run_evaluation
 from .tasks.base import SupervisedTask
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def predict_split(
-    trainer: Trainer, task: SupervisedTask, datamodule: Any, split: str
+    trainer: Trainer, task: SupervisedTask, datamodule: RootDataModule, split: str
 ) -> dict[str, np.ndarray]:
     """Run ``task`` on every event of ``split`` and return NumPy arrays sorted by ``index``.
 
@@ -32,11 +33,9 @@ def predict_split(
     if not batches:
         msg = f"the {split} split has no events to predict; check data.split in the data config"
         raise RuntimeError(msg)
-    first: dict[str, torch.Tensor] = batches[0]  # type: ignore[assignment]
-    arrays = {
-        key: torch.cat([batch[key] for batch in batches]).numpy()  # type: ignore[index]
-        for key in first
-    }
+    # One dataloader, so a flat list with one predict_step result per batch.
+    outputs = cast(list[dict[str, torch.Tensor]], batches)
+    arrays = {key: torch.cat([output[key] for output in outputs]).numpy() for key in outputs[0]}
     order = np.argsort(arrays["index"], kind="stable")
     arrays = {key: values[order] for key, values in arrays.items()}
     if "prediction" in arrays:
@@ -49,7 +48,7 @@ def predict_split(
 def evaluate_split(
     trainer: Trainer,
     task: SupervisedTask,
-    datamodule: LightningDataModule,
+    datamodule: RootDataModule,
     output_dir: Path,
     loggers: list[Logger],
     split: str = "test",

@@ -30,8 +30,9 @@ def log_run_config(loggers: list[Logger], cfg: DictConfig) -> None:
     if not isinstance(container, dict):
         msg = "the run configuration must be a mapping"
         raise TypeError(msg)
+    hyperparameters = {str(key): value for key, value in container.items()}
     for logger in loggers:
-        logger.log_hyperparams(container)
+        logger.log_hyperparams(hyperparameters)
 
 
 def finalize_loggers(loggers: list[Logger], *, failed: bool) -> None:

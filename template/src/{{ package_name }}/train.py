@@ -14,9 +14,11 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from .configuration import config_dir, save_run_config
+from .data.datamodule import RootDataModule
 from .predictions import evaluate_split
 from .trackers import finalize_loggers, instantiate_group, log_run_config
 
@@ -26,7 +28,8 @@ PREPROCESSING_SIDECAR = "preprocessing.json"
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train, test and evaluate as ``cfg`` (a composed train.yaml) says; return the metrics.
+    """Train, test and evaluate as configured by ``cfg`` (a composed train.yaml); return the
+    metrics.
 
     ``cfg`` is resolved in place first, so the caller sees the run folder that was used.
     The returned metrics are those of the test loop (``test/...``) and, when
@@ -67,16 +70,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _write_sidecar(trainer: Trainer, datamodule: object, output_dir: Path) -> str | None:
-    """Write the preprocessing JSON next to the checkpoints; return the best checkpoint's
-    path, or None when none was saved (the test then uses the weights in memory)."""
+def _write_sidecar(trainer: Trainer, datamodule: RootDataModule, output_dir: Path) -> str | None:
+    """Write the preprocessing JSON next to the checkpoints and return the best checkpoint.
+
+    Returns None when no checkpoint was saved, so the test uses the weights in memory.
+    """
     callback = trainer.checkpoint_callback
     checkpoint_dir = output_dir / "checkpoints"
     best = None
-    if callback is not None and getattr(callback, "dirpath", None):
-        checkpoint_dir = Path(callback.dirpath)  # type: ignore[attr-defined]
-        best = callback.best_model_path or None  # type: ignore[attr-defined]
-    datamodule.preprocessor.to_json(checkpoint_dir / PREPROCESSING_SIDECAR)  # type: ignore[attr-defined]
+    if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+        checkpoint_dir = Path(callback.dirpath)
+        best = callback.best_model_path or None
+    datamodule.preprocessor.to_json(checkpoint_dir / PREPROCESSING_SIDECAR)
     if best is None:
         log.warning("No checkpoint was saved; testing and evaluating the final weights")
     else:

@@ -36,9 +36,9 @@ class RootDataModule(L.LightningDataModule):
     """ROOT files to batches of ``features``, ``objects``, ``mask``, ``target``, ``weight``,
     ``balance_weight`` and ``index``, as the data config declares.
 
-    The keyword arguments mirror the keys of the data config group; see
-    :func:`.config.parse_data_config`. ``batch_size``, ``num_workers`` and ``pin_memory`` are
-    passed to every DataLoader.
+    The keyword arguments mirror the keys of the data config group, which
+    :mod:`.config` documents. ``batch_size``, ``num_workers`` and ``pin_memory`` apply to every
+    DataLoader, except that the predict loader of stream mode runs without workers.
     """
 
     def __init__(

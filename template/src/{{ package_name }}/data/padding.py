@@ -61,25 +61,25 @@ def pad_objects(
     kept = np.minimum(counts, max_length)
     total = int(kept.sum())
 
-    # For each kept object: its event, its slot in the padded row and its position in the
-    # flat content.
-    event = np.repeat(np.arange(n_events), kept)
+    # The index of each kept object in the flattened output rows, from one repeat: objects of
+    # event i go to i * max_length + (their ordinal among the kept objects of event i).
     first_kept = np.cumsum(kept) - kept
-    slot = np.arange(total) - np.repeat(first_kept, kept)
-    starts = np.cumsum(counts) - counts
-    position = np.repeat(starts, kept) + slot
-    if sort_by is not None:
-        order = _descending_order(sort_by, counts)
+    ordinal = np.arange(total)
+    target = np.repeat(np.arange(n_events) * max_length - first_kept, kept) + ordinal
+    order = None if sort_by is None else _descending_order(sort_by, counts)
+    truncated = bool(parts) and total != len(parts[0][1])
+    kept_values = [flat for _, flat in parts]
+    if truncated or order is not None:
+        # Objects are dropped or reordered, so look up each kept object's flat position.
+        starts = np.cumsum(counts) - counts
+        position = np.repeat(starts - first_kept, kept) + ordinal
         if order is not None:
             position = order[position]
-
-    objects = np.full((n_events * max_length, len(columns)), pad_value, dtype=dtype)
-    target = event * max_length + slot
-    # Without truncation or sorting every object is kept in order, so no gather is needed.
-    in_order = total == len(parts[0][1]) and sort_by is None if parts else True
-    kept_values = [flat if in_order else flat[position] for _, flat in parts]
+        kept_values = [flat[position] for flat in kept_values]
     if transform is not None:
         kept_values = transform(kept_values)
+
+    objects = np.full((n_events * max_length, len(columns)), pad_value, dtype=dtype)
     for channel, values in enumerate(kept_values):
         objects[target, channel] = values
     mask = np.arange(max_length) < kept[:, None]

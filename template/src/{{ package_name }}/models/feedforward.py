@@ -35,8 +35,8 @@ def build_feedforward(
 ) -> nn.Sequential:
     """Build Linear -> [LayerNorm] -> activation -> [Dropout] for each hidden size.
 
-    With ``out_features`` a final Linear layer without activation follows, so the stack ends
-    in logits or regression outputs; without it the stack ends in an activation.
+    With ``out_features``, a final Linear layer without activation follows, so the stack ends
+    in logits or regression outputs. Without it, the stack ends in an activation.
     """
     if in_features < 1:
         msg = (

@@ -1,4 +1,4 @@
-"""What the supervised tasks share: model inputs from the batch, the event-weighted loss,
+"""Shared part of the supervised tasks: model inputs from the batch, the event-weighted loss,
 epoch-level logging, and the optimizer and scheduler from the configuration."""
 
 from __future__ import annotations
