@@ -71,7 +71,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     # plain JSON-like data), so the restricted unpickler of weights_only loads it.
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     task.load_state_dict(checkpoint["state_dict"])
-    datamodule.load_state_dict(checkpoint[type(datamodule).__qualname__])
+    datamodule_key = type(datamodule).__qualname__
+    if datamodule_key not in checkpoint:
+        msg = (
+            f"checkpoint {ckpt_path} has no {datamodule_key} state (the fitted preprocessing); "
+            "evaluate a checkpoint written by the train command of this project"
+        )
+        raise KeyError(msg)
+    datamodule.load_state_dict(checkpoint[datamodule_key])
     datamodule.setup("predict")
 
     loggers = instantiate_group(cfg.get("logger"))
