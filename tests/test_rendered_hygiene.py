@@ -108,6 +108,16 @@ def test_ruff_format_passes(project: Path) -> None:
     assert result.returncode == 0, output_of(result)
 
 
+def test_mypy_passes(project: Path, tmp_path: Path) -> None:
+    """Run mypy with the project's strict configuration, as its CI does."""
+    pytest.importorskip("mypy", reason="mypy is not installed; `pip install mypy` provides it")
+    command = [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")]
+
+    result = run(command, project)
+
+    assert result.returncode == 0, output_of(result)
+
+
 def test_repo_review_passes(project: Path) -> None:
     command = [tool("sp-repo-review", "sp-repo-review[cli]"), "--format", "json", "."]
 
@@ -177,7 +187,11 @@ def test_spelling(project: Path) -> None:
 
 
 def test_markdown_is_formatted(project: Path) -> None:
-    markdown = sorted(str(path.relative_to(project)) for path in project.rglob("*.md"))
+    markdown = sorted(
+        str(path.relative_to(project))
+        for path in project.rglob("*.md")
+        if not any(part.startswith(".") for part in path.relative_to(project).parts)
+    )
 
     result = run([tool("mdformat", "mdformat mdformat-gfm"), "--check", *markdown], project)
 

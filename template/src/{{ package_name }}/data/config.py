@@ -46,6 +46,9 @@ class ObjectsConfig:
 
 @dataclass(frozen=True)
 class InputsConfig:
+    """Model inputs: event-level features (or per-object ones with ``samples: object``) and
+    an optional padded object collection."""
+
     features: tuple[str, ...] = ()
     objects: ObjectsConfig | None = None
 
@@ -106,6 +109,8 @@ class LoadingConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """The whole ``data`` config group, checked; :func:`parse_data_config` builds it."""
+
     sources: tuple[SourceConfig, ...]
     inputs: InputsConfig
     classes: tuple[str, ...] = ()

@@ -45,13 +45,11 @@ _GLOBALS = {
 
 @dataclass(frozen=True)
 class ParsedExpression:
+    """The compiled code of an expression and the variables it reads."""
+
     text: str
     code: Any
     variables: frozenset[str]
-
-    @property
-    def is_name(self) -> bool:
-        return self.text.strip().isidentifier()
 
 
 @functools.lru_cache(maxsize=4096)

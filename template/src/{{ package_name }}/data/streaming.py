@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -147,9 +147,7 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
             elif parts:
                 yield EventBlock.concatenate(parts)
 
-    def _read_chunks(
-        self, epoch: int
-    ) -> Generator[list[tuple[TreeFile, int, dict[str, Any]]], None, None]:
+    def _read_chunks(self, epoch: int) -> Iterator[list[tuple[TreeFile, int, dict[str, Any]]]]:
         """Yield, per chunk, the branch arrays of its pieces with their file and first entry."""
         trees = _OpenTrees(self.files)
         try:
@@ -201,7 +199,7 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
         return self.assembler.batch(block, index)
 
 
-def prefetched(items: Generator[T, None, None]) -> Generator[T, None, None]:
+def prefetched(items: Iterator[T]) -> Iterator[T]:
     """Yield ``items`` while a background thread already produces the next one.
 
     uproot releases the GIL while it decompresses, so the next chunk is read while the
