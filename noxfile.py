@@ -21,16 +21,23 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
+# The template's own test tools; pyproject.toml's dev group lists the same set for manual use.
 TEMPLATE_TOOLS = [
+    "check-jsonschema>=0.29",
+    "codespell>=2.2",
     "copier>=9.4",
     "copier-template-extensions>=0.3",
-    "pytest>=8",
-    "pytest-xdist>=3",
-    "ruff>=0.6",
+    "hatchling>=1.27",
+    "mdformat>=0.7",
+    "mdformat-gfm>=0.3",
+    "mypy>=1.11",
     "pre-commit>=3",
+    "pytest>=9",
+    "pytest-xdist>=3",
+    "ruff>=0.17",
     "sp-repo-review[cli]>=2024.8",
-    "check-jsonschema>=0.29",
-    "hatchling",
+    "validate-pyproject[all]>=0.16",
+    "zizmor>=1",
 ]
 TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")
 

@@ -5,9 +5,10 @@ Usage:
         [--accelerator cpu|gpu] [--output results.json]
 
 RENDERED_REPO is a repository rendered from this template (``copier copy``); its package is
-imported from ``RENDERED_REPO/src``. The script writes the toy ROOT files of the rendered task,
-reads one list of training batches with the rendered data module, and trains the rendered model
-on exactly those batches, with the optimizer of the rendered task config, in these ways:
+imported from ``RENDERED_REPO/src``. The script writes the toy ROOT files of the rendered task
+and reads one list of training batches with the rendered data module. It then trains the
+rendered model on exactly those batches, with the optimizer of the rendered task config, in
+these ways:
 
 - plain: a hand-written PyTorch loop (zero_grad, forward, event-weighted loss, backward, step,
   and a running sum of the loss, as any training loop keeps);
@@ -15,7 +16,9 @@ on exactly those batches, with the optimizer of the rendered task config, in the
   logger configs, as ``train`` runs it;
 - lightning, no progress bar: the same without the progress bar callback;
 - lightning, step logging: the same with ``task.log_every_step=true`` and
-  ``trainer.log_every_n_steps=1``, the per-step logging that the default configuration avoids.
+  ``trainer.log_every_n_steps=1``, the per-step logging that the default configuration avoids;
+- lightning, bare: no callbacks, no logger, no progress bar and no checkpointing, the cost of
+  Lightning's training loop alone.
 
 Only the steps are timed: from the start of step ``--warmup`` to the start of step
 ``--warmup + --batches``, so the time includes every per-step hook, the logging and the progress
@@ -43,14 +46,24 @@ from typing import Any
 
 import torch
 import yaml
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import open_dict
 
 log = logging.getLogger("benchmark")
 
-MODES = ("plain", "lightning", "lightning, no progress bar", "lightning, step logging")
+MODES = (
+    "plain",
+    "lightning",
+    "lightning, no progress bar",
+    "lightning, step logging",
+    "lightning, bare",
+)
 
 
 def load_package(repo: Path) -> tuple[str, dict[str, Any]]:
-    """Put ``repo``/src on the import path; return the package name and the copier answers."""
+    """Put ``repo``/src on the import path; return the package name and the questionnaire
+    answers stored by copier."""
     answers_file = repo / ".copier-answers.yml"
     if not answers_file.is_file():
         msg = f"{repo} has no .copier-answers.yml; pass a repository rendered by copier"
@@ -61,8 +74,6 @@ def load_package(repo: Path) -> tuple[str, dict[str, Any]]:
 
 
 def compose_train_config(package: str, overrides: list[str]) -> Any:
-    from hydra import compose, initialize_config_dir
-
     configuration = importlib.import_module(f"{package}.configuration")
     with initialize_config_dir(version_base="1.3", config_dir=str(configuration.config_dir())):
         return compose("train", overrides=overrides)
@@ -71,8 +82,6 @@ def compose_train_config(package: str, overrides: list[str]) -> Any:
 def read_batches(cfg: Any, max_batches: int, device: torch.device) -> list[dict]:
     """Return up to ``max_batches`` training batches of the rendered data module, in memory on
     ``device``."""
-    from hydra.utils import instantiate
-
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     batches = []
@@ -104,7 +113,7 @@ class StepTimer:
     """Wall-clock and process CPU time at the start of two steps.
 
     CPU time counts only this process (all its threads), so other load on a shared machine
-    changes it far less than the wall-clock time; with one PyTorch thread on a CPU it is the
+    changes it far less than the wall-clock time. With one PyTorch thread on a CPU, it is the
     better measure of the work per step.
     """
 
@@ -164,11 +173,7 @@ def run_lightning(
     timer: StepTimer,
     mode: str,
 ) -> None:
-    from hydra.utils import instantiate
-
     package_trackers = importlib.import_module(f"{cfg.task._target_.split('.')[0]}.trackers")
-    from omegaconf import open_dict
-
     cfg = copy.deepcopy(cfg)
     task = build_task()
     with open_dict(cfg):
@@ -179,6 +184,11 @@ def run_lightning(
         if mode == "lightning, step logging":
             task.log_every_step = True
             cfg.trainer.log_every_n_steps = 1
+        if mode == "lightning, bare":
+            cfg.callbacks = {}
+            cfg.logger = {}
+            cfg.trainer.enable_progress_bar = False
+            cfg.trainer.enable_checkpointing = False
     callbacks = package_trackers.instantiate_group(cfg.callbacks)
     loggers = package_trackers.instantiate_group(cfg.get("logger"))
     timer.attach(task)
@@ -248,8 +258,6 @@ def main() -> None:
     validation, loaded = loaded[-2:], loaded[:-2]
     batches = [loaded[step % len(loaded)] for step in range(n_steps)]
 
-    from hydra.utils import instantiate
-
     torch.manual_seed(0)
     initial = instantiate(cfg.task, model=instantiate(cfg.model))
 
@@ -291,13 +299,22 @@ def main() -> None:
         "parameters": sum(p.numel() for p in initial.parameters()),
         "modes": {},
     }
-    print(
-        f"\n{answers['task']} / {answers['model_family']} / {answers['tracker']}, "
-        f"{args.accelerator}, {results['torch_threads']} PyTorch threads, batch size "
-        f"{batch_size}, {results['parameters']} parameters, {args.batches} timed steps, "
-        f"{args.repeats} repeats (medians)"
+    log.info(
+        "\n%s / %s / %s, %s, %d PyTorch threads, batch size %d, %d parameters, %d timed steps, "
+        "%d repeats (medians)",
+        answers["task"],
+        answers["model_family"],
+        answers["tracker"],
+        args.accelerator,
+        results["torch_threads"],
+        batch_size,
+        results["parameters"],
+        args.batches,
+        args.repeats,
     )
-    print(f"{'mode':<28} {'clock':<5} {'steps/s':>9} {'events/s':>10} {'us/step':>8} {'ratio':>6}")
+    log.info(
+        "%-28s %-5s %9s %10s %8s %6s", "mode", "clock", "steps/s", "events/s", "us/step", "ratio"
+    )
     for mode in MODES:
         results["modes"][mode] = {}
         for clock, clock_name in enumerate(("wall", "cpu")):
@@ -310,9 +327,14 @@ def main() -> None:
                 "median_steps_per_second": rate,
                 "median_ratio_to_plain": ratio,
             }
-            print(
-                f"{mode:<28} {clock_name:<5} {rate:>9.1f} {rate * batch_size:>10.0f} "
-                f"{1e6 / rate:>8.0f} {ratio:>6.3f}"
+            log.info(
+                "%-28s %-5s %9.1f %10.0f %8.0f %6.3f",
+                mode,
+                clock_name,
+                rate,
+                rate * batch_size,
+                1e6 / rate,
+                ratio,
             )
     if args.output:
         args.output.write_text(json.dumps(results, indent=2) + "\n")

@@ -26,11 +26,17 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 
 
 def to_package_name(project_name: str) -> str:
-    """Turn a project name such as "Higgs Tagger-2" into "higgs_tagger_2"."""
+    """Turn a project name such as "Higgs Tagger-2" into "higgs_tagger_2".
+
+    A name that would be a keyword or a standard-library module gets the suffix "_ml", so the
+    derived default always passes ``package_name_error``.
+    """
     ascii_name = unicodedata.normalize("NFKD", project_name).encode("ascii", "ignore").decode()
     name = re.sub(r"[^0-9a-zA-Z]+", "_", ascii_name).strip("_").lower()
     if name and name[0].isdigit():
         name = f"pkg_{name}"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in sys.stdlib_module_names:
+        name = f"{name}_ml"
     return name or "hep_ml_project"
 
 

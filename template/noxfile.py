@@ -39,7 +39,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(default=True)
 def tests(session: nox.Session) -> None:
-    """Run the test suite; extra arguments go to pytest, e.g. `nox -s tests -- -m "not slow"`."""
+    """Run the test suite; extra arguments go to pytest, e.g. `nox -s tests -- -x -k train`."""
     install_project(session)
     session.run("pytest", *session.posargs)
 

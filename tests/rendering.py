@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 
 import copier
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -19,8 +18,9 @@ from combinations import TEMPLATE_ROOT
 def render(destination: Path, answers: dict[str, object], template: Path = TEMPLATE_ROOT) -> Path:
     """Render ``template`` into ``destination`` with ``answers`` and defaults for the rest.
 
-    A template with uncommitted edits is rendered as it is on disk, edits included.
+    A git repository is rendered at HEAD, not at its newest tag, and with its uncommitted edits.
     """
+    vcs_ref = "HEAD" if (template / ".git").exists() else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", copier.errors.DirtyLocalWarning)
         copier.run_copy(
@@ -30,6 +30,7 @@ def render(destination: Path, answers: dict[str, object], template: Path = TEMPL
             defaults=True,
             unsafe=True,
             quiet=True,
+            vcs_ref=vcs_ref,
         )
     return destination
 
@@ -63,12 +64,16 @@ def snapshot_template(destination: Path) -> Path:
 
 
 def main() -> None:
-    """Render from the command line: ``python tests/rendering.py DEST [KEY=VALUE ...]``."""
+    """Render from the command line: ``python tests/rendering.py DEST [KEY=VALUE ...]``.
+
+    Values are strings, except ``true`` and ``false`` (so ``python_version=3.10`` stays "3.10").
+    """
     destination, *pairs = sys.argv[1:]
+    booleans = {"true": True, "false": False}
     answers: dict[str, object] = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        answers[key] = yaml.safe_load(value)
+        answers[key] = booleans.get(value.lower(), value)
     render(Path(destination), answers)
 
 

@@ -31,7 +31,7 @@ ASKED = QUESTIONS - COMPUTED
 LICENSES = ("MIT", "BSD-3-Clause", "Apache-2.0")
 PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13")
 TRACKER_PACKAGES = {"wandb": "wandb", "tensorboard": "tensorboard", "mlflow": "mlflow", "csv": None}
-# What the rendered README tells users to run (or open) to see their runs, per tracker.
+# The command (or file) that the rendered README gives for viewing runs, per tracker.
 TRACKER_COMMANDS = {
     "wandb": "wandb sync",
     "tensorboard": "tensorboard --logdir",
@@ -136,6 +136,8 @@ def test_defaults_render(tmp_path: Path) -> None:
         ("2HDM search", "pkg_2hdm_search"),
         ("Désintégration du τ", "desintegration_du"),
         ("  Jet   energy scale ", "jet_energy_scale"),
+        ("class", "class_ml"),
+        ("JSON", "json_ml"),
     ],
 )
 def test_package_name_derived_from_project_name(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -126,9 +126,9 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
         one is built (``loading.read_ahead``); DataLoader workers read without one, because
         the workers themselves already keep the cores busy.
         """
-        chunks = self._read_chunks(self.epoch if epoch is None else epoch)
-        if self.loading.read_ahead and get_worker_info() is None:
-            chunks = prefetched(chunks)
+        reader = self._read_chunks(self.epoch if epoch is None else epoch)
+        read_ahead = self.loading.read_ahead and get_worker_info() is None
+        chunks = prefetched(reader) if read_ahead else reader
         assembler = self.assembler
         object_transform = assembler.preprocessor.transform_object_columns if preprocess else None
         for pieces in chunks:
@@ -147,7 +147,7 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
             elif parts:
                 yield EventBlock.concatenate(parts)
 
-    def _read_chunks(self, epoch: int) -> Iterator[list[tuple[TreeFile, int, dict[str, Any]]]]:
+    def _read_chunks(self, epoch: int) -> Generator[list[tuple[TreeFile, int, dict[str, Any]]]]:
         """Yield, per chunk, the branch arrays of its pieces with their file and first entry."""
         trees = _OpenTrees(self.files)
         try:
@@ -199,7 +199,7 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
         return self.assembler.batch(block, index)
 
 
-def prefetched(items: Iterator[T]) -> Iterator[T]:
+def prefetched(items: Generator[T]) -> Iterator[T]:
     """Yield ``items`` while a background thread already produces the next one.
 
     uproot releases the GIL while it decompresses, so the next chunk is read while the
