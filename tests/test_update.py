@@ -27,7 +27,9 @@ pytestmark = pytest.mark.xdist_group("update")
 TEMPLATE_MARKER = "Template change merged by copier update."
 USER_README_NOTE = "## Analysis notes\n\nOur selection follows the 2026 internal note.\n"
 USER_EPOCHS_LINE = "max_epochs: 7  # tuned by the analysis team"
-OLD_TAG = "v0.0.0-previous"
+# Tag given to HEAD in the temporary clone when this repository has no release tag yet; copier
+# needs a PEP 440 version to update from.
+UNRELEASED_TAG = "v0.0.0"
 
 
 def git(cwd: Path, *arguments: str) -> str:
@@ -42,28 +44,33 @@ def commit_all(repo: Path, message: str) -> None:
     git(repo, "-c", "user.name=Test", "-c", "user.email=test@example.org", "commit", "-qm", message)
 
 
-def previous_release(repo: Path) -> str:
-    """Return the newest tag reachable from HEAD, or HEAD's hash when there is no tag."""
+def tag_previous_release(repo: Path) -> str:
+    """Return the newest tag reachable from HEAD, after tagging HEAD when there is none."""
     tags = git(repo, "tag", "--merged", "HEAD", "--sort=-creatordate")
-    return tags.splitlines()[0] if tags else git(repo, "rev-parse", "HEAD")
+    if tags:
+        return tags.splitlines()[0]
+    git(repo, "tag", UNRELEASED_TAG)
+    return UNRELEASED_TAG
 
 
 @pytest.fixture(scope="module")
-def template_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build a template repo whose tag OLD_TAG is the previous release and HEAD the working tree."""
+def template_history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Build a template repo whose HEAD is the working tree; return it and the previous tag."""
     clone = tmp_path_factory.mktemp("template")
     subprocess.run(["git", "clone", "-q", str(TEMPLATE_ROOT), str(clone)], check=True)
-    git(clone, "checkout", "-q", "-B", "update-test", previous_release(clone))
-    git(clone, "tag", OLD_TAG)
+    previous = tag_previous_release(clone)
+    git(clone, "checkout", "-q", "-B", "update-test", previous)
 
     for path in clone.iterdir():
         if path.name != ".git":
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     copy_working_tree(TEMPLATE_ROOT, clone)
+    # The template changes the README's first lines; the user appends at its end (no conflict).
     readme = clone / "template" / "README.md.jinja"
-    readme.write_text(readme.read_text() + f"\n{TEMPLATE_MARKER}\n")
+    title, rest = readme.read_text().split("\n", 1)
+    readme.write_text(f"{title}\n\n{TEMPLATE_MARKER}\n{rest}")
     commit_all(clone, "Current working tree")
-    return clone
+    return clone, previous
 
 
 def run_copier(function, *arguments, **options) -> None:
@@ -73,11 +80,14 @@ def run_copier(function, *arguments, **options) -> None:
 
 
 @pytest.fixture(scope="module")
-def updated_project(template_history: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def updated_project(
+    template_history: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """Render the previous release, edit it as a user would, then update it to the current tree."""
+    template, previous = template_history
     project = tmp_path_factory.mktemp("project") / "analysis"
     answers = {"project_name": "Update check", "tracker": "tensorboard"}
-    run_copier(copier.run_copy, str(template_history), str(project), data=answers, vcs_ref=OLD_TAG)
+    run_copier(copier.run_copy, str(template), str(project), data=answers, vcs_ref=previous)
     git(project, "init", "-q")
     commit_all(project, "Render the previous release")
 

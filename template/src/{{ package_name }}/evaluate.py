@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 import hydra
 import torch
@@ -86,7 +87,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     try:
         log_run_config(loggers, cfg)
         trainer: Trainer = instantiate(cfg.trainer, logger=loggers or False)
-        metrics = evaluate_split(trainer, task, datamodule, output_dir, loggers, cfg.split)
+        metrics = evaluate_split(
+            trainer, task, datamodule, output_dir, loggers, cfg.split, _plot_style(cfg, run_cfg)
+        )
         failed = False
     finally:
         finalize_loggers(loggers, failed=failed)
@@ -94,6 +97,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         "Evaluation outputs (metrics.json, plots/, predictions.root): %s", output_dir.resolve()
     )
     return metrics
+
+
+def _plot_style(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig | None:
+    """Return the training run's plot_style with the keys that ``cfg`` sets replaced."""
+    styles = [style for style in (run_cfg.get("plot_style"), cfg.get("plot_style")) if style]
+    if not styles:
+        return None
+    # Merging DictConfigs always returns a DictConfig.
+    return cast(DictConfig, OmegaConf.merge(*styles))
 
 
 def _evaluate_app(cfg: DictConfig) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
 
 from .data.datamodule import RootDataModule
-from .evaluation import run_evaluation
+from .evaluation import PlotStyle, run_evaluation
 from .tasks.base import SupervisedTask
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,15 @@ def evaluate_split(
     output_dir: Path,
     loggers: list[Logger],
     split: str = "test",
+    plot_style: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Predict ``split`` (and the training split, for the overtraining check), then write and
-    log metrics, plots and predictions.root into ``output_dir``; return the metrics."""
+    log metrics, plots and predictions.root into ``output_dir``; return the metrics.
+
+    ``plot_style`` is the ``plot_style`` block of the configuration (keys of
+    :class:`PlotStyle`); None takes the defaults of :class:`PlotStyle`.
+    """
+    style = PlotStyle.from_config(plot_style) if plot_style is not None else None
     log.info("Predicting the %s split", split)
     predictions = predict_split(trainer, task, datamodule, split)
     train_predictions = None
@@ -69,4 +76,6 @@ def evaluate_split(
         loggers,
         train_predictions,
         split=split,
+        style=style,
+        step=trainer.global_step,
     )

@@ -59,7 +59,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
             results = trainer.test(task, datamodule=datamodule, ckpt_path=best_checkpoint)
             metrics.update({name: float(value) for name, value in results[0].items()})
             evaluation_dir = output_dir / "evaluation"
-            metrics.update(evaluate_split(trainer, task, datamodule, evaluation_dir, loggers))
+            evaluation = evaluate_split(
+                trainer,
+                task,
+                datamodule,
+                evaluation_dir,
+                loggers,
+                plot_style=cfg.get("plot_style"),
+            )
+            metrics.update(evaluation)
             log.info(
                 "Evaluation outputs (metrics.json, plots/, predictions.root): %s",
                 evaluation_dir.resolve(),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,21 @@ class PlotStyle:
                 f"{', '.join(EXPERIMENT_STYLES)}"
             )
             raise ValueError(message)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PlotStyle:
+        """Build the style from the ``plot_style`` block of the run configuration."""
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            message = (
+                f"plot_style has unknown keys {unknown}: the valid keys are {sorted(known)} "
+                "(see configs/plot_style/default.yaml)"
+            )
+            raise ValueError(message)
+        values = dict(config)
+        values["units"] = {str(name): str(unit) for name, unit in (values.get("units") or {}).items()}
+        return cls(**values)
 
     def axis_label(self, name: str, description: str | None = None) -> str:
         """Return an axis label "description [unit]" for the variable ``name``."""

@@ -46,6 +46,7 @@ def run_evaluation(
     *,
     split: str = "test",
     style: PlotStyle | None = None,
+    step: int | None = None,
 ) -> dict[str, float]:
     """Evaluate the predictions of one split, write every output and log it to the trackers.
 
@@ -57,7 +58,8 @@ def run_evaluation(
 
     Writes ``metrics.json``, one JSON file per table, ``plots/*.png`` and ``plots/*.pdf``, and
     ``predictions.root`` (TTree ``predictions``) under ``output_dir``, each atomically. Returns
-    the flat metrics, which the loggers receive with the prefix ``evaluation/``.
+    the flat metrics, which the loggers receive with the prefix ``evaluation/`` at ``step``
+    (the trainer's global step, so they follow the training rows; None lets each logger choose).
     """
     evaluate_predictions = _task_evaluation(task)
     style = style or PlotStyle()
@@ -109,7 +111,7 @@ def run_evaluation(
     # TensorBoard renders the figures itself, so it must see the style of the saved files.
     # Drawing outside the style after drawing inside it also makes matplotlib warn about fonts.
     with hep_style(style):
-        log_evaluation(loggers, outputs)
+        log_evaluation(loggers, outputs, step)
     return metrics
 
 

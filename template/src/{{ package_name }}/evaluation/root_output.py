@@ -50,6 +50,9 @@ def write_predictions(
             )
             raise ValueError(message)
         values = np.asarray(observer)
+        if values.dtype.kind == "O" and all(isinstance(value, str) for value in values.flat):
+            # Strings read through awkward or built in Python arrive as an object array.
+            values = values.astype(str)
         if values.dtype.kind in "biuf":
             branches[name] = values
         elif values.dtype.kind in "US" and values.ndim == 1:
