@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from .configuration import config_dir, load_run_config, save_run_config
 from .predictions import evaluate_split
 from .trackers import finalize_loggers, instantiate_group, log_run_config
+from .user_errors import check_accelerator, run_reporting_errors
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     cfg.ckpt_path = str(ckpt_path)
     save_run_config(cfg, output_dir)
 
+    check_accelerator(cfg.trainer.get("accelerator", "auto"))
     datamodule = instantiate(run_cfg.data)
     task = instantiate(run_cfg.task, model=instantiate(run_cfg.model))
     # The checkpoint contains Python containers and tensors only (the preprocessing state is
@@ -111,7 +113,7 @@ def _plot_style(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig | None:
 def _evaluate_app(cfg: DictConfig) -> None:
     # Hydra decides the run folder (one per job in a multirun); the run writes everything there.
     cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
-    evaluate(cfg)
+    run_reporting_errors(evaluate, cfg)
 
 
 def main() -> None:

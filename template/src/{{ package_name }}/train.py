@@ -21,6 +21,7 @@ from .configuration import config_dir, save_run_config
 from .data.datamodule import RootDataModule
 from .predictions import evaluate_split
 from .trackers import finalize_loggers, instantiate_group, log_run_config
+from .user_errors import check_accelerator, run_reporting_errors
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir.mkdir(parents=True, exist_ok=True)
     save_run_config(cfg, output_dir)
     log.info("Run folder: %s", output_dir.resolve())
+    check_accelerator(cfg.trainer.get("accelerator", "auto"))
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
@@ -100,7 +102,7 @@ def _write_sidecar(trainer: Trainer, datamodule: RootDataModule, output_dir: Pat
 def _train_app(cfg: DictConfig) -> None:
     # Hydra decides the run folder (one per job in a multirun); the run writes everything there.
     cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
-    train(cfg)
+    run_reporting_errors(train, cfg)
 
 
 def main() -> None:

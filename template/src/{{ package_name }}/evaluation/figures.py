@@ -74,7 +74,8 @@ class PlotStyle:
             )
             raise ValueError(message)
         values = dict(config)
-        values["units"] = {str(name): str(unit) for name, unit in (values.get("units") or {}).items()}
+        units = values.get("units") or {}
+        values["units"] = {str(name): str(unit) for name, unit in units.items()}
         return cls(**values)
 
     def axis_label(self, name: str, description: str | None = None) -> str:

@@ -1,0 +1,45 @@
+"""Errors in the configuration or the input files, reported to the user without a traceback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from .data.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(ValueError):
+    """A configuration value that cannot work on this machine."""
+
+
+def check_accelerator(accelerator: str) -> None:
+    """Raise ConfigurationError when ``accelerator`` asks for a GPU that PyTorch cannot see."""
+    if accelerator in {"gpu", "cuda"} and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        msg = (
+            f"trainer.accelerator={accelerator} but PyTorch {torch.__version__} ({build}) sees no "
+            "CUDA device: run with trainer=cpu, or install a CUDA build of PyTorch that matches "
+            "the driver (see README.md, Installation)"
+        )
+        raise ConfigurationError(msg)
+
+
+def run_reporting_errors(command: Callable[[DictConfig], Any], cfg: DictConfig) -> None:
+    """Run ``command(cfg)``; exit with status 1 and the message alone on a user error.
+
+    DataError and ConfigurationError messages name the file, tree, branch, expression or value
+    and the fix; a traceback through Lightning would only bury them. The traceback is still
+    logged at DEBUG level (``hydra.verbose=true``).
+    """
+    try:
+        command(cfg)
+    except (DataError, ConfigurationError) as error:
+        log.debug("Traceback of the error below", exc_info=True)
+        log.error("%s", error)
+        raise SystemExit(1) from None
