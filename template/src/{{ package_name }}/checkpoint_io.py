@@ -10,7 +10,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from .evaluation.atomic_write import atomic_output
+from .atomic_write import atomic_output
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

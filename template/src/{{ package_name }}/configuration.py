@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .evaluation.atomic_write import atomic_output
+from .atomic_write import atomic_output
 
 # configs/ at the top of the project, two levels above this file in the src layout.
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-from ..evaluation.atomic_write import atomic_output
+from ..atomic_write import atomic_output
 from .config import PreprocessingConfig
 from .errors import DataError
 

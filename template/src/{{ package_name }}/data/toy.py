@@ -28,7 +28,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ..evaluation.atomic_write import atomic_output
+from ..atomic_write import atomic_output
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 
-from .atomic_write import atomic_output
+from ..atomic_write import atomic_output
 
 EXPERIMENT_STYLES: dict[str, dict[str, Any]] = {
     "CMS": mplhep.style.CMS,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic_write import atomic_output
+from ..atomic_write import atomic_output
 
 log = logging.getLogger(__name__)
 

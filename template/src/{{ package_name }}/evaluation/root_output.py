@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import uproot
 
-from .atomic_write import atomic_output
+from ..atomic_write import atomic_output
 
 log = logging.getLogger(__name__)
 
