@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from .data.errors import DataError
@@ -42,4 +43,11 @@ def run_reporting_errors(command: Callable[[DictConfig], Any], cfg: DictConfig) 
     except (DataError, ConfigurationError) as error:
         log.debug("Traceback of the error below", exc_info=True)
         log.error("%s", error)
+        raise SystemExit(1) from None
+    except InstantiationException as error:
+        # Hydra wraps what a constructor raises, e.g. the data module's checks of its config.
+        if not isinstance(error.__cause__, (DataError, ConfigurationError)):
+            raise
+        log.debug("Traceback of the error below", exc_info=True)
+        log.error("%s", error.__cause__)
         raise SystemExit(1) from None
