@@ -20,7 +20,7 @@ class ConfigurationError(ValueError):
 
 
 def check_accelerator(accelerator: str) -> None:
-    """Raise ConfigurationError when ``accelerator`` asks for a GPU that PyTorch cannot see."""
+    """Raise ConfigurationError when ``accelerator`` requests a GPU that PyTorch cannot see."""
     if accelerator in {"gpu", "cuda"} and not torch.cuda.is_available():
         build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
         msg = (
