@@ -27,6 +27,8 @@ TEMPLATE_TOOLS = [
     "codespell>=2.2",
     "copier>=9.4",
     "copier-template-extensions>=0.3",
+    # hatchling and editables build the editable installs of rendered repos in `matrix`.
+    "editables>=0.5",
     "hatchling>=1.27",
     "mdformat>=0.7",
     "mdformat-gfm>=0.3",
