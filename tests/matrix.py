@@ -129,7 +129,9 @@ def main() -> int:
     failures = []
     with ThreadPoolExecutor(max_workers=arguments.jobs) as pool:
         outcomes = pool.map(
-            lambda pair: check_rendered(*pair, install=not arguments.no_install),
+            lambda pair: check_rendered(
+                *pair, install=not arguments.no_install, pytest_args=("-m", "not slow")
+            ),
             zip(combinations, render_dirs, strict=True),
         )
         for outcome in outcomes:
