@@ -90,7 +90,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         log_run_config(loggers, cfg)
         trainer: Trainer = instantiate(cfg.trainer, logger=loggers or False)
         metrics = evaluate_split(
-            trainer, task, datamodule, output_dir, loggers, cfg.split, _plot_style(cfg, run_cfg)
+            trainer,
+            task,
+            datamodule,
+            output_dir,
+            loggers,
+            cfg.split,
+            _plot_style(cfg, run_cfg),
+            # The training run names the baselines, so both evaluations compare the same ones.
+            baselines=run_cfg.get("baselines", ()),
         )
         failed = False
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -54,12 +54,14 @@ def evaluate_split(
     loggers: list[Logger],
     split: str = "test",
     plot_style: Mapping[str, Any] | None = None,
+    baselines: Sequence[str] = (),
 ) -> dict[str, float]:
     """Predict ``split`` (and the training split, for the overtraining check), then write and
     log metrics, plots and predictions.root into ``output_dir``; return the metrics.
 
     ``plot_style`` is the ``plot_style`` block of the configuration (keys of
-    :class:`PlotStyle`); None takes the defaults of :class:`PlotStyle`.
+    :class:`PlotStyle`); None takes the defaults of :class:`PlotStyle`. ``baselines`` names
+    observers that the evaluation compares with the model on the same events.
     """
     style = PlotStyle.from_config(plot_style) if plot_style is not None else None
     log.info("Predicting the %s split", split)
@@ -78,4 +80,5 @@ def evaluate_split(
         split=split,
         style=style,
         step=trainer.global_step,
+        baselines=baselines,
     )

@@ -68,6 +68,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 evaluation_dir,
                 loggers,
                 plot_style=cfg.get("plot_style"),
+                baselines=cfg.get("baselines", ()),
             )
             metrics.update(evaluation)
             log.info(

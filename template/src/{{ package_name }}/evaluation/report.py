@@ -7,6 +7,7 @@ The task's own evaluation lives in the module of this package named after the ta
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -47,6 +48,7 @@ def run_evaluation(
     split: str = "test",
     style: PlotStyle | None = None,
     step: int | None = None,
+    baselines: Sequence[str] = (),
 ) -> dict[str, float]:
     """Evaluate the predictions of one split, write every output and log it to the trackers.
 
@@ -60,8 +62,19 @@ def run_evaluation(
     ``predictions.root`` (TTree ``predictions``) under ``output_dir``, each atomically. Returns
     the flat metrics, which the loggers receive with the prefix ``evaluation/`` at ``step``
     (the trainer's global step, so they follow the training rows; None lets each logger choose).
+    ``baselines`` names observers to compare with the model on the same events (classification:
+    each observer alone as the discriminant).
     """
     evaluate_predictions = _task_evaluation(task)
+    options: dict[str, tuple[str, ...]] = {}
+    if baselines:
+        if "baselines" not in inspect.signature(evaluate_predictions).parameters:
+            message = (
+                f"the {task} evaluation takes no baselines, got {list(baselines)}: remove "
+                "baselines from the configuration"
+            )
+            raise ValueError(message)
+        options["baselines"] = tuple(baselines)
     style = style or PlotStyle()
     output_dir = Path(output_dir)
 
@@ -75,7 +88,7 @@ def run_evaluation(
 
     log.info("Evaluation [2/4]: metrics and plots")
     result: EvaluationResult = evaluate_predictions(
-        predictions, datamodule, observers, style, train_predictions
+        predictions, datamodule, observers, style, train_predictions, **options
     )
     metrics = {
         "n_events": float(n_events),
