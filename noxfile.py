@@ -78,7 +78,14 @@ def tests(session: nox.Session) -> None:
     """Run the template's test suite: questionnaire, hygiene, combinations, update."""
     install_template_environment(session)
     workers = os.environ.get("PYTEST_WORKERS", "2")
-    session.run("pytest", "-n", workers, "--dist", "loadgroup", *session.posargs)
+    session.run("pytest", "-n", workers, "--dist", "loadgroup", "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def physics(session: nox.Session) -> None:
+    """Train rendered repos to the known optimum of the toy data (their `slow` tests)."""
+    install_template_environment(session)
+    session.run("pytest", "-n", "2", "-m", "slow", *session.posargs)
 
 
 @nox.session

@@ -41,3 +41,22 @@ def test_rendered_repo_passes_own_tests(
     outcome = check_rendered(combination, render_dir, pytest_args=("-m", "not slow", *selection))
 
     assert outcome.failed_step is None, outcome.output[-8000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "combination",
+    [
+        Combination("classification", False, "mlp", "csv", "cpu"),
+        Combination("regression", False, "mlp", "csv", "cpu"),
+    ],
+    ids=lambda c: c.name,
+)
+def test_rendered_physics_tests_pass(
+    combination: Combination, template_snapshot: Path, tmp_path: Path
+) -> None:
+    render_dir = render_combination(combination, tmp_path, template_snapshot)
+
+    outcome = check_rendered(combination, render_dir, pytest_args=("-m", "slow"))
+
+    assert outcome.failed_step is None, outcome.output[-8000:]
