@@ -78,7 +78,7 @@ def tests(session: nox.Session) -> None:
     """Run the template's test suite: questionnaire, hygiene, combinations, update."""
     install_template_environment(session)
     workers = os.environ.get("PYTEST_WORKERS", "2")
-    session.run("pytest", "-n", workers, "--dist", "loadgroup", "-m", "not slow", *session.posargs)
+    session.run("pytest", "-n", workers, "--dist", "loadgroup", *session.posargs)
 
 
 @nox.session
