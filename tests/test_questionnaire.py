@@ -9,15 +9,13 @@ import shutil
 import subprocess
 import sys
 import tomllib
-import warnings
 from pathlib import Path
 
-import copier
 import pytest
 import yaml
 from combinations import TEMPLATE_ROOT, Combination, full_matrix
 from questionnaire import MODEL_FAMILIES
-from rendering import snapshot_template
+from rendering import render, snapshot_template
 
 # One render takes well under a second. Every test of this module runs on one pytest-xdist
 # worker, so the session cache below renders each combination once.
@@ -48,25 +46,8 @@ LEFTOVER_JINJA = re.compile(
 
 
 def copy(destination: Path, template: Path = TEMPLATE_ROOT, **answers: object) -> Path:
-    """Render ``template`` (by default this repository) into ``destination`` as `copier copy` does.
-
-    For a git repository, ``vcs_ref="HEAD"`` makes copier render the checkout with its
-    uncommitted edits, even after the repository has release tags (copier would otherwise
-    render the newest tag).
-    """
-    is_repository = (template / ".git").exists()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", copier.errors.DirtyLocalWarning)
-        copier.run_copy(
-            str(template),
-            str(destination),
-            data=answers,
-            defaults=True,
-            unsafe=True,
-            vcs_ref="HEAD" if is_repository else None,
-            quiet=True,
-        )
-    return destination
+    """Render ``template`` (by default this repository) into ``destination``."""
+    return render(destination, answers, template)
 
 
 def read_answers(project: Path) -> dict[str, object]:
