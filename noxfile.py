@@ -75,7 +75,7 @@ def install_template_environment(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the template's test suite: questionnaire, hygiene, combinations, update."""
+    """Run the template's test suite: questionnaire, hygiene, combinations, physics, update."""
     install_template_environment(session)
     workers = os.environ.get("PYTEST_WORKERS", "2")
     session.run("pytest", "-n", workers, "--dist", "loadgroup", *session.posargs)
@@ -132,7 +132,7 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Run ruff on the template's own code and on a default render."""
+    """Run ruff on the template's own code and on a render of every model family."""
     session.install("ruff>=0.6", "copier>=9.4", "copier-template-extensions>=0.3")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
