@@ -57,8 +57,8 @@ def copy_working_tree(source: Path, destination: Path) -> Path:
 def snapshot_template(destination: Path) -> Path:
     """Copy the working tree of the template to ``destination``, without its git history.
 
-    copier renders a plain folder about three times faster than a git repository, where it runs
-    one git command per rendered file; tests that render many combinations use a snapshot.
+    copier runs one git command per rendered file of a git repository, so it renders a plain folder
+    faster (1.0 s against 1.8 s here). Tests that render many combinations use a snapshot.
     """
     return copy_working_tree(TEMPLATE_ROOT, destination)
 

@@ -13,13 +13,11 @@ import shutil
 import subprocess
 import sys
 import tomllib
-import warnings
 import zipfile
 from pathlib import Path
 
-import copier
 import pytest
-from combinations import TEMPLATE_ROOT
+from rendering import render as render_template
 
 pytestmark = pytest.mark.xdist_group("hygiene")
 
@@ -45,18 +43,7 @@ def output_of(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def render(destination: Path, **answers: object) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", copier.errors.DirtyLocalWarning)
-        copier.run_copy(
-            str(TEMPLATE_ROOT),
-            str(destination),
-            data=answers,
-            defaults=True,
-            unsafe=True,
-            vcs_ref="HEAD",
-            quiet=True,
-        )
-    return destination
+    return render_template(destination, answers)
 
 
 @pytest.fixture(scope="module")
