@@ -19,6 +19,12 @@ from questionnaire import MODEL_FAMILIES  # noqa: E402  (after the sys.path entr
 TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")
 ACCELERATORS = ("cpu", "gpu")
 
+# The tracker and accelerator answers change only the logger and trainer configs, train.yaml and
+# evaluate.yaml, the W&B logger module and fixture, the dependencies in pyproject.toml, and the
+# README. These rendered tests read them; the rest of a suite renders identically for every tracker
+# and accelerator of a (task, model family) pair, so it runs once per pair.
+ANSWER_DEPENDENT_TESTS = ("tests/test_train.py", "tests/test_user_errors.py")
+
 
 @dataclass(frozen=True)
 class Combination:
@@ -68,6 +74,27 @@ def full_matrix() -> list[Combination]:
             model_choices(), TRACKERS, ACCELERATORS
         )
     ]
+
+
+def whole_suite_combinations(combinations: list[Combination]) -> set[Combination]:
+    """Return one combination per model choice in ``combinations``: these run the whole suite.
+
+    Model choice number i prefers tracker i (cycling) so that each tracker meets a whole suite;
+    the other combinations run ``ANSWER_DEPENDENT_TESTS`` only.
+    """
+    chosen = set()
+    for index, choice in enumerate(model_choices()):
+        candidates = [c for c in combinations if (c.task, c.use_gnn, c.model_family) == choice]
+        preferred = [c for c in candidates if c.tracker == TRACKERS[index % len(TRACKERS)]]
+        if candidates:
+            chosen.add((preferred or candidates)[0])
+    return chosen
+
+
+def pytest_selection(combination: Combination, whole_suite: set[Combination]) -> tuple[str, ...]:
+    """Return the rendered repo's pytest arguments for ``combination`` (fast tests only)."""
+    files = () if combination in whole_suite else ANSWER_DEPENDENT_TESTS
+    return ("-m", "not slow", *files)
 
 
 def covering_set() -> list[Combination]:

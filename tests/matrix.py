@@ -2,7 +2,9 @@
 
 Used by the `matrix` nox session (every valid combination) and by tests/test_combinations.py (the
 covering set). Each combination costs one Python process that imports Lightning: the rendered
-repo's pytest, whose smoke test generates toy data, trains a few batches and evaluates.
+repo's pytest, which generates toy data, trains a few batches and evaluates. One combination per
+(task, model family) runs the whole rendered suite; the others run the tests that depend on the
+tracker and accelerator answers (see ANSWER_DEPENDENT_TESTS in combinations.py).
 
     python tests/matrix.py --workdir .matrix [--set full|covering] [--shard I/N] [--jobs 2]
 """
@@ -21,7 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from combinations import Combination, covering_set, full_matrix
+from combinations import (
+    Combination,
+    covering_set,
+    full_matrix,
+    pytest_selection,
+    whole_suite_combinations,
+)
 from rendering import render, snapshot_template
 
 REAL_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "root"
@@ -126,11 +134,14 @@ def main() -> int:
     render_dirs = [render_combination(c, arguments.workdir, template) for c in combinations]
     print(f"Rendered in {time.perf_counter() - start:.1f} s", flush=True)
 
+    whole_suite = whole_suite_combinations(combinations)
     failures = []
     with ThreadPoolExecutor(max_workers=arguments.jobs) as pool:
         outcomes = pool.map(
             lambda pair: check_rendered(
-                *pair, install=not arguments.no_install, pytest_args=("-m", "not slow")
+                *pair,
+                install=not arguments.no_install,
+                pytest_args=pytest_selection(pair[0], whole_suite),
             ),
             zip(combinations, render_dirs, strict=True),
         )
