@@ -63,6 +63,7 @@ def parse_expression(text: str) -> ParsedExpression:
     loaded: set[str] = set()
     bound: set[str] = set()
     for node in ast.walk(tree):
+        _reject_scalar_logic(text, node)
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             msg = (
                 f"expression {text!r} accesses attribute {node.attr!r}; attributes starting "
@@ -81,6 +82,32 @@ def parse_expression(text: str) -> ParsedExpression:
             bound.add(node.arg)
     code = compile(tree, f"<expression {text}>", "eval")
     return ParsedExpression(text, code, frozenset(loaded - bound - RESERVED_NAMES))
+
+
+def _reject_scalar_logic(text: str, node: ast.AST) -> None:
+    """Reject ``and``, ``or``, ``not`` and chained comparisons: they need a single truth value,
+    and on arrays of events they fail with a message that does not point to the fix."""
+    if isinstance(node, ast.BoolOp):
+        operator = "&" if isinstance(node.op, ast.And) else "|"
+        word = "and" if isinstance(node.op, ast.And) else "or"
+        msg = (
+            f"expression {text!r} uses {word!r}, which does not work element-wise on arrays: "
+            f"use {operator!r} with each condition in parentheses, "
+            f"e.g. (nMuon >= 2) {operator} (MET > 20)"
+        )
+        raise ExpressionError(msg)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        msg = (
+            f"expression {text!r} uses 'not', which does not work element-wise on arrays: "
+            "use '~' with the condition in parentheses, e.g. ~(nMuon >= 2)"
+        )
+        raise ExpressionError(msg)
+    if isinstance(node, ast.Compare) and len(node.ops) > 1:
+        msg = (
+            f"expression {text!r} chains comparisons, which does not work element-wise on "
+            "arrays: combine two comparisons with '&', e.g. (20 < MET) & (MET < 100)"
+        )
+        raise ExpressionError(msg)
 
 
 class VariableResolver:
