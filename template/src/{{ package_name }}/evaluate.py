@@ -20,6 +20,7 @@ from lightning.pytorch import Trainer
 from omegaconf import DictConfig, OmegaConf
 
 from .configuration import config_dir, load_run_config, save_run_config
+from .notices import hide_library_notices
 from .predictions import evaluate_split
 from .trackers import finalize_loggers, instantiate_group, log_run_config
 from .user_errors import check_accelerator, run_reporting_errors
@@ -119,6 +120,7 @@ def _plot_style(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig | None:
 
 
 def _evaluate_app(cfg: DictConfig) -> None:
+    hide_library_notices()
     # Hydra decides the run folder (one per job in a multirun); the run writes everything there.
     cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
     run_reporting_errors(evaluate, cfg)

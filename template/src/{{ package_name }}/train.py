@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .configuration import config_dir, save_run_config
 from .data.datamodule import RootDataModule
+from .notices import hide_library_notices
 from .predictions import evaluate_split
 from .trackers import finalize_loggers, instantiate_group, log_run_config
 from .user_errors import check_accelerator, run_reporting_errors
@@ -101,6 +102,7 @@ def _write_sidecar(trainer: Trainer, datamodule: RootDataModule, output_dir: Pat
 
 
 def _train_app(cfg: DictConfig) -> None:
+    hide_library_notices()
     # Hydra decides the run folder (one per job in a multirun); the run writes everything there.
     cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
     run_reporting_errors(train, cfg)
