@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .event_block import EventBlock
 from .preprocessing import Preprocessor
@@ -134,6 +134,10 @@ class BatchLoader(DataLoader[Any]):
         if set_epoch is not None:
             set_epoch(self._passes)
         self._passes += 1
+        if self.num_workers == 0 and isinstance(self.dataset, IterableDataset):
+            # The dataset yields whole batches already, so in one process the DataLoader's
+            # fetcher would only add its per-batch overhead.
+            return self._tensors(iter(self.dataset))
         return self._tensors(super().__iter__())
 
     def _tensors(self, items: Iterator[ArrayBatch | list[ArrayBatch]]) -> Iterator[Batch]:

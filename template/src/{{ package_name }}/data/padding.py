@@ -63,16 +63,19 @@ def pad_objects(
 
     # The index of each kept object in the flattened output rows, from one repeat: objects of
     # event i go to i * max_length + (their ordinal among the kept objects of event i).
+    # The sums run in place: every temporary of the size of the flat content costs page faults.
     first_kept = np.cumsum(kept) - kept
     ordinal = np.arange(total)
-    target = np.repeat(np.arange(n_events) * max_length - first_kept, kept) + ordinal
+    target = np.repeat(np.arange(n_events) * max_length - first_kept, kept)
+    target += ordinal
     order = None if sort_by is None else _descending_order(sort_by, counts)
     truncated = bool(parts) and total != len(parts[0][1])
     kept_values = [flat for _, flat in parts]
     if truncated or order is not None:
         # Objects are dropped or reordered, so look up each kept object's flat position.
         starts = np.cumsum(counts) - counts
-        position = np.repeat(starts - first_kept, kept) + ordinal
+        position = np.repeat(starts - first_kept, kept)
+        position += ordinal
         if order is not None:
             position = order[position]
         kept_values = [flat[position] for flat in kept_values]
@@ -89,7 +92,12 @@ def pad_objects(
 def _descending_order(sort_by: ak.Array, counts: np.ndarray) -> np.ndarray | None:
     """Return the flat positions of the objects sorted by decreasing key within each event,
     or None when they are in that order already (reconstruction software usually writes
-    objects sorted by pt, so the check saves the sort)."""
+    objects sorted by pt, so the check saves the sort).
+
+    Only the events out of order are sorted, grouped by their number of objects: each group is
+    one ``(events, objects)`` array sorted along its rows, several times faster than a
+    ``lexsort`` by (event, key) over the whole chunk. The sort is stable, and NaN keys go last.
+    """
     key_counts, key = jagged_parts(sort_by)
     if not np.array_equal(key_counts, counts):
         msg = "the sort key has a different number of objects per event"
@@ -97,11 +105,22 @@ def _descending_order(sort_by: ak.Array, counts: np.ndarray) -> np.ndarray | Non
     starts = np.cumsum(counts) - counts
     new_event = np.zeros(len(key), dtype=bool)
     new_event[starts[counts > 0]] = True
-    if np.all((key[1:] <= key[:-1]) | new_event[1:]):
+    # NaN keys sort last: a NaN may follow anything, and a number after a NaN is out of order.
+    in_order = (key[1:] <= key[:-1]) | np.isnan(key[1:]) | new_event[1:]
+    rising = np.flatnonzero(~in_order) + 1
+    if len(rising) == 0:
         return None
-    owner = np.repeat(np.arange(len(counts)), counts)
-    # lexsort sorts by the last key first: events stay in order, objects by decreasing key.
-    return np.lexsort((-key.astype(np.float64), owner))
+    # The event of each out-of-order object: the last event start at or before it.
+    unsorted = np.zeros(len(counts), dtype=bool)
+    unsorted[np.searchsorted(np.cumsum(counts), rising, side="right")] = True
+    order = np.arange(len(key))
+    negated = -key.astype(np.float64)
+    for count in np.unique(counts[unsorted]):
+        events = np.flatnonzero(unsorted & (counts == count))
+        rows = starts[events][:, None] + np.arange(count)
+        ranks = np.argsort(negated[rows], axis=1, kind="stable")
+        order[rows] = np.take_along_axis(rows, ranks, axis=1)
+    return order
 
 
 def pad_naive(

@@ -47,10 +47,18 @@ class ShuffleBuffer:
     def _emit(self, count: int) -> Iterator[EventBlock]:
         total = len(self)
         order = self.rng.permutation(total) if self.rng is not None else np.arange(total)
-        offsets = np.cumsum([0] + [len(rows) for _, rows in self.parts])
+        lengths = [len(rows) for _, rows in self.parts]
+        # The part of each pending sample, by lookup (cheaper than a search per sample).
+        part_of = np.repeat(np.arange(len(lengths), dtype=np.int16), lengths)
+        offsets = np.cumsum([0, *lengths])
         # One gather for all leaving samples; the batches are views into it.
-        leaving = self._gather(order[:count], offsets)
-        rest = self._select(np.sort(order[count:]), offsets)
+        leaving_positions = order[:count]
+        leaving = self._gather(leaving_positions, part_of[leaving_positions], offsets)
+        # The staying samples in their original order, from a mask rather than a sort.
+        stays = np.ones(total, dtype=bool)
+        stays[leaving_positions] = False
+        staying = np.flatnonzero(stays)
+        rest = self._select(staying, part_of[staying], offsets)
         self.parts = rest
         if len(rest) > MAX_PARTS:
             self.parts = [(self._take(rest), np.arange(sum(len(r) for _, r in rest)))]
@@ -58,10 +66,13 @@ class ShuffleBuffer:
             yield leaving.take(slice(start, start + self.batch_size))
 
     def _select(
-        self, positions: np.ndarray, offsets: np.ndarray
+        self, positions: np.ndarray, part_of: np.ndarray, offsets: np.ndarray
     ) -> list[tuple[EventBlock, np.ndarray]]:
-        """Return (block, rows) pairs for ``positions`` over all pending samples."""
-        part_of = np.searchsorted(offsets, positions, side="right") - 1
+        """Return (block, rows) pairs for ``positions`` over all pending samples, which lie in
+        the parts ``part_of``."""
+        if len(self.parts) == 1:
+            block, rows = self.parts[0]
+            return [(block, rows[positions])] if len(positions) else []
         selected = []
         for index, (block, rows) in enumerate(self.parts):
             chosen = rows[positions[part_of == index] - offsets[index]]
@@ -69,8 +80,10 @@ class ShuffleBuffer:
                 selected.append((block, chosen))
         return selected
 
-    def _gather(self, positions: np.ndarray, offsets: np.ndarray) -> EventBlock:
-        return self._take(self._select(positions, offsets))
+    def _gather(
+        self, positions: np.ndarray, part_of: np.ndarray, offsets: np.ndarray
+    ) -> EventBlock:
+        return self._take(self._select(positions, part_of, offsets))
 
     @staticmethod
     def _take(selected: list[tuple[EventBlock, np.ndarray]]) -> EventBlock:

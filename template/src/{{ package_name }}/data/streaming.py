@@ -1,10 +1,15 @@
 """Streaming dataset: reads chunks of entries with uproot while training, in flat memory.
 
-Chunks (see :mod:`.chunking`) are dealt round-robin to the (rank, worker) shards, and every
-chunk is read by exactly one shard. So every selected sample appears exactly once per epoch,
-whatever the number of files, the chunk size, the workers or the ranks. A background thread
-reads and preprocesses the next chunk while batches of the current one are consumed, and a
-shuffle buffer mixes samples across chunks.
+On one rank, chunks (see :mod:`.chunking`) are dealt round-robin to the DataLoader workers,
+and every chunk is read by exactly one worker. Under DDP every rank must run the same number of
+batches, so the selected samples of the epoch, in chunk order, are cut into one range of
+``ceil(N / world size)`` samples per rank (and of about equal parts of it per worker). The
+ranges that run past the end of the epoch's ``N`` samples continue from its start again, so
+fewer than ``world size`` samples are seen twice, as with torch's ``DistributedSampler``, and
+every other one exactly once. Cutting by samples needs the number of selected samples of each
+piece of the files: each rank counts them once, in one extra pass over the files before its
+first epoch. A background thread reads and preprocesses the next chunk while batches of the
+current one are consumed, and a shuffle buffer mixes samples across chunks.
 """
 
 from __future__ import annotations
@@ -50,12 +55,8 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
     process: ``index`` is then the row of the sample in its split, as for the in-memory dataset.
     Otherwise ``index`` is the dataset-wide entry id of the event, unique per event, because a
     worker cannot know the rows that other workers produce. ``rank`` and ``world_size`` default
-    to those of torch.distributed.
-
-    NOTE: ranks receive about the same number of entries, not of selected samples, so under
-    DDP they may run different numbers of batches per epoch; DDP then waits for the rank with
-    fewer batches. Lightning's ``limit_train_batches`` set below the smallest rank's count
-    avoids that until the stream balances ranks itself.
+    to those of torch.distributed. With more than one rank, every rank yields the same
+    number of samples, and so of batches, per epoch (see the module notes).
     """
 
     def __init__(
@@ -88,11 +89,17 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
         self.world_size = world_size
         self.epoch = 0
         self._passes = 0
+        self._piece_samples: dict[Piece, int] | None = None
 
-    def _shard(self) -> tuple[int, int]:
+    def _ranks(self) -> tuple[int, int]:
         rank, world_size = distributed_shard()
         rank = rank if self.rank is None else self.rank
         world_size = world_size if self.world_size is None else self.world_size
+        return rank, world_size
+
+    def _place(self) -> tuple[int, int, int, int]:
+        """Return the rank, the world size, the worker id and the number of workers."""
+        rank, world_size = self._ranks()
         worker = get_worker_info()
         worker_id, n_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
         if self.ordered and n_workers * world_size > 1:
@@ -101,23 +108,49 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
                 "process: use num_workers=0 and a single rank"
             )
             raise RuntimeError(msg)
+        return rank, world_size, worker_id, n_workers
+
+    def _shard(self) -> tuple[int, int]:
+        rank, world_size, worker_id, n_workers = self._place()
         return rank * n_workers + worker_id, world_size * n_workers
 
-    def chunks(self, epoch: int) -> list[list[Piece]]:
-        """Return the chunks this process reads in ``epoch``."""
-        shard, n_shards = self._shard()
+    def chunks(self, epoch: int) -> list[tuple[list[Piece], slice | None]]:
+        """Return the chunks this process reads in ``epoch``, each with the range of its
+        selected samples that this process yields (None for all of them)."""
+        rank, world_size, worker_id, n_workers = self._place()
         chunks = plan_chunks(self.files, self.loading, epoch, self.shuffle)
-        return chunks[shard::n_shards]
+        if world_size == 1:
+            return [(chunk, None) for chunk in chunks[worker_id::n_workers]]
+        samples = self.piece_samples()
+        counts = [sum(samples[piece] for piece in chunk) for chunk in chunks]
+        share = equal_share(counts, rank, world_size, worker_id, n_workers)
+        return [(chunks[index], slice(start, stop)) for index, start, stop in share]
+
+    def piece_samples(self) -> dict[Piece, int]:
+        """Return the number of samples of this split in every piece of the files, counted
+        once by reading every piece (the pieces are the same in every epoch)."""
+        if self._piece_samples is None:
+            chunks = plan_chunks(self.files, self.loading, 0, shuffle=False)
+            pieces = [piece for chunk in chunks for piece in chunk]
+            blocks = self._piece_blocks(self._read_chunks([[piece] for piece in pieces]))
+            self._piece_samples = {
+                piece: sum(len(block) for block in parts)
+                for piece, parts in zip(pieces, blocks, strict=True)
+            }
+        return self._piece_samples
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch, which seeds the order of chunks and the shuffle buffer.
 
         Persistent DataLoader workers keep their own copy of the dataset, which this call does
         not reach, so every pass also counts itself: the pass ``k`` after ``set_epoch(e)``
-        runs epoch ``e + k``.
+        runs epoch ``e + k``. With several ranks, the first call counts the samples per piece
+        (see :meth:`piece_samples`), so that the workers started afterwards inherit the counts.
         """
         self.epoch = epoch
         self._passes = 0
+        if not self.ordered and self._ranks()[1] > 1:
+            self.piece_samples()
 
     def blocks(self, *, preprocess: bool = False, epoch: int | None = None) -> Iterator[EventBlock]:
         """Yield one block of this split per chunk this process reads, preprocessed or not.
@@ -126,9 +159,20 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
         one is built (``loading.read_ahead``); DataLoader workers read without one, because
         the workers themselves already keep the cores busy.
         """
-        reader = self._read_chunks(self.epoch if epoch is None else epoch)
+        plan = self.chunks(self.epoch if epoch is None else epoch)
+        reader = self._read_chunks([pieces for pieces, _ in plan])
         read_ahead = self.loading.read_ahead and get_worker_info() is None
         chunks = prefetched(reader) if read_ahead else reader
+        for (_, rows), parts in zip(plan, self._piece_blocks(chunks, preprocess), strict=True):
+            if not parts:
+                continue
+            block = parts[0] if len(parts) == 1 else EventBlock.concatenate(parts)
+            yield block if rows is None else block.take(rows)
+
+    def _piece_blocks(
+        self, chunks: Iterator[list[tuple[TreeFile, int, dict[str, Any]]]], preprocess: bool = False
+    ) -> Iterator[list[EventBlock]]:
+        """Yield, per chunk, the blocks of this split of its pieces."""
         assembler = self.assembler
         object_transform = assembler.preprocessor.transform_object_columns if preprocess else None
         for pieces in chunks:
@@ -142,16 +186,15 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
                 if not self.keep_observers:
                     part.observers = {}
                 parts.append(part)
-            if len(parts) == 1:
-                yield parts[0]
-            elif parts:
-                yield EventBlock.concatenate(parts)
+            yield parts
 
-    def _read_chunks(self, epoch: int) -> Generator[list[tuple[TreeFile, int, dict[str, Any]]]]:
+    def _read_chunks(
+        self, chunks: list[list[Piece]]
+    ) -> Generator[list[tuple[TreeFile, int, dict[str, Any]]]]:
         """Yield, per chunk, the branch arrays of its pieces with their file and first entry."""
         trees = _OpenTrees(self.files)
         try:
-            for chunk in self.chunks(epoch):
+            for chunk in chunks:
                 pieces = []
                 for piece in chunk:
                     tree_file = self.files[piece.file]
@@ -197,6 +240,36 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
     def _assemble(self, block: EventBlock, row: int) -> ArrayBatch:
         index = np.arange(row, row + len(block)) if self.ordered else block.entry
         return self.assembler.batch(block, index)
+
+
+def equal_share(
+    counts: Sequence[int], rank: int, world_size: int, worker: int, n_workers: int
+) -> list[tuple[int, int, int]]:
+    """Return ``(chunk, start, stop)``: the ranges of selected samples of the chunks (which
+    hold ``counts`` samples each, in reading order) that one (rank, worker) shard yields.
+
+    Rank ``r`` takes the samples ``r * m ... (r + 1) * m - 1`` of the epoch, ``m`` being
+    ``ceil(N / world_size)`` of its ``N`` samples, counted modulo ``N``: the last ranks start
+    over at the first samples, so every rank yields ``m`` samples. Its workers split the range
+    into consecutive parts of (almost) equal size, the same on every rank.
+    """
+    total = sum(counts)
+    if total == 0:
+        return []
+    per_rank = -(-total // world_size)
+    position = rank * per_rank + worker * per_rank // n_workers
+    stop = rank * per_rank + (worker + 1) * per_rank // n_workers
+    starts = np.cumsum([0, *counts])
+    share = []
+    while position < stop:
+        wrapped = position % total
+        # The last chunk starting at or before the sample, which is not empty.
+        chunk = int(np.searchsorted(starts, wrapped, side="right")) - 1
+        start = wrapped - int(starts[chunk])
+        size = min(stop - position, counts[chunk] - start)
+        share.append((chunk, start, start + size))
+        position += size
+    return share
 
 
 def prefetched(items: Generator[T]) -> Iterator[T]:
