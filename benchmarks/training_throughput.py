@@ -15,17 +15,20 @@ these ways:
 - lightning: ``Trainer.fit`` of the rendered task with the rendered trainer, callbacks and
   logger configs, as ``train`` runs it;
 - lightning, no progress bar: the same without the progress bar callback;
-- lightning, step logging: the same with ``task.log_every_step=true`` and
-  ``trainer.log_every_n_steps=1``, the per-step logging that the default configuration avoids;
+- lightning, step logging: the same with ``task.log_every_step=true``, which logs the loss on
+  every ``trainer.log_every_n_steps``-th step (50 in the rendered trainer config);
+- lightning, step logging every step: the same with ``trainer.log_every_n_steps=1`` as well,
+  the per-step logging that the default configuration avoids;
 - lightning, bare: no callbacks, no logger, no progress bar and no checkpointing, the cost of
   Lightning's training loop alone.
 
 Only the steps are timed: from the start of step ``--warmup`` to the start of step
 ``--warmup + --batches``, so the time includes every per-step hook, the logging and the progress
 bar, but not the start of ``fit``, the validation loop or the checkpoints at the end of the epoch.
-Each way runs ``--repeats`` times, interleaved, from the same initial weights; the report gives
-median steps per second and the median of the per-repeat ratios to the plain loop, because this
-machine is shared and absolute rates drift between runs.
+Each way runs ``--repeats`` times, interleaved, from the same initial weights. Each repeat
+starts one mode later in the list than the one before, so no mode always runs right after
+another. The report gives median steps per second and the median of the per-repeat ratios to
+the plain loop, because this machine is shared and absolute rates drift between runs.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ MODES = (
     "lightning",
     "lightning, no progress bar",
     "lightning, step logging",
+    "lightning, step logging every step",
     "lightning, bare",
 )
 
@@ -181,8 +185,9 @@ def run_lightning(
             # Without a progress bar callback, Lightning would add its own unless disabled.
             cfg.callbacks.progress_bar = None
             cfg.trainer.enable_progress_bar = False
-        if mode == "lightning, step logging":
+        if mode in ("lightning, step logging", "lightning, step logging every step"):
             task.log_every_step = True
+        if mode == "lightning, step logging every step":
             cfg.trainer.log_every_n_steps = 1
         if mode == "lightning, bare":
             cfg.callbacks = {}
@@ -267,7 +272,9 @@ def main() -> None:
 
     timers: dict[str, list[StepTimer]] = {mode: [] for mode in MODES}
     for repeat in range(args.repeats):
-        for index, mode in enumerate(MODES):
+        shift = repeat % len(MODES)
+        for mode in MODES[shift:] + MODES[:shift]:
+            index = MODES.index(mode)
             timer = StepTimer(args.warmup, n_steps, device)
             if mode == "plain":
                 run_plain(build_task, batches, timer)
@@ -313,7 +320,7 @@ def main() -> None:
         args.repeats,
     )
     log.info(
-        "%-28s %-5s %9s %10s %8s %6s", "mode", "clock", "steps/s", "events/s", "us/step", "ratio"
+        "%-36s %-5s %9s %10s %8s %6s", "mode", "clock", "steps/s", "events/s", "us/step", "ratio"
     )
     for mode in MODES:
         results["modes"][mode] = {}
@@ -328,7 +335,7 @@ def main() -> None:
                 "median_ratio_to_plain": ratio,
             }
             log.info(
-                "%-28s %-5s %9.1f %10.0f %8.0f %6.3f",
+                "%-36s %-5s %9.1f %10.0f %8.0f %6.3f",
                 mode,
                 clock_name,
                 rate,
