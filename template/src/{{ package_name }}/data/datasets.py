@@ -1,14 +1,17 @@
 """Batches following the batch contract: assembly, the in-memory dataset and the loader.
 
 Datasets build whole batches of NumPy arrays; :class:`BatchLoader` turns them into tensors in
-the main process. DataLoader workers therefore send plain arrays through a pipe, which costs a
-fraction of the shared-memory handover of a tensor (about 0.6 ms per tensor, measured with
-torch 2.13 on a two-core Linux machine).
+the main process. Streaming DataLoader workers instead send many batches per message as
+:class:`PackedBatches`, with all arrays in one shared-memory buffer. Handing over a tensor in
+shared memory costs about 0.6 ms whatever its size, plus about 0.6 ns per byte to allocate and
+first write its pages. Pickling groups of 16 batches through the pipe cost about 1.7 ns per
+byte, most of it per array. (Measured with torch 2.13 on a two-core Linux virtual machine.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -110,6 +113,60 @@ class InMemoryDataset(Dataset[ArrayBatch]):
         return {name: value[0] for name, value in batch.items()}
 
 
+# Byte alignment of each array in a PackedBatches buffer.
+ALIGNMENT = 64
+
+
+@dataclass
+class PackedBatches:
+    """Consecutive batches of ``batch_size`` samples (the last one may be shorter), with all
+    their arrays packed into one byte tensor.
+
+    ``fields`` holds, per key, the dtype, the shape and the byte offset of its array. A
+    DataLoader worker sends one such message for many batches: torch moves the buffer into
+    shared memory once, and the main process views the arrays in it without a copy.
+    """
+
+    buffer: torch.Tensor  # uint8 (n_bytes,)
+    fields: list[tuple[str, torch.dtype, tuple[int, ...], int]]
+    batch_size: int
+
+    @classmethod
+    def pack(cls, arrays: ArrayBatch, batch_size: int) -> PackedBatches:
+        """Copy ``arrays`` (aligned along their first axis) into one shared-memory buffer."""
+        offsets = []
+        size = 0
+        for value in arrays.values():
+            offsets.append(size)
+            size += -(-value.nbytes // ALIGNMENT) * ALIGNMENT
+        buffer = torch.empty(size, dtype=torch.uint8)
+        buffer.untyped_storage().share_memory_()
+        memory = buffer.numpy()
+        fields = []
+        for (name, value), offset in zip(arrays.items(), offsets, strict=True):
+            target = memory[offset : offset + value.nbytes].view(value.dtype).reshape(value.shape)
+            target[...] = value
+            dtype = torch.from_numpy(target[:0]).dtype
+            fields.append((name, dtype, value.shape, offset))
+        return cls(buffer, fields, batch_size)
+
+    def tensors(self) -> Batch:
+        """Return all samples as tensors that view the buffer."""
+        tensors = {}
+        for name, dtype, shape, offset in self.fields:
+            n_bytes = int(np.prod(shape)) * dtype.itemsize
+            tensors[name] = self.buffer[offset : offset + n_bytes].view(dtype).view(shape)
+        return tensors
+
+    def batches(self) -> Iterator[Batch]:
+        """Yield the batches as tensors that view the buffer."""
+        tensors = self.tensors()
+        # One split per array: several times cheaper per view than slicing batch by batch.
+        parts = [torch.split(tensor, self.batch_size) for tensor in tensors.values()]
+        for views in zip(*parts, strict=True):
+            yield dict(zip(tensors, views, strict=True))
+
+
 def keep_batch(batch: ArrayBatch) -> ArrayBatch:
     """Collate function for datasets that build whole batches."""
     return batch
@@ -140,11 +197,15 @@ class BatchLoader(DataLoader[Any]):
             return self._tensors(iter(self.dataset))
         return self._tensors(super().__iter__())
 
-    def _tensors(self, items: Iterator[ArrayBatch | list[ArrayBatch]]) -> Iterator[Batch]:
+    def _tensors(self, items: Iterator[ArrayBatch | PackedBatches]) -> Iterator[Batch]:
         for item in items:
-            # Streaming workers send groups of batches (a list) to save messages.
-            for batch in item if isinstance(item, list) else [item]:
-                tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+            if isinstance(item, PackedBatches):
+                # Streaming workers send many batches per message.
                 if self.pin_batches:
-                    tensors = {k: tensor.pin_memory() for k, tensor in tensors.items()}
-                yield tensors
+                    item.buffer = item.buffer.pin_memory()
+                yield from item.batches()
+                continue
+            tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in item.items()}
+            if self.pin_batches:
+                tensors = {k: tensor.pin_memory() for k, tensor in tensors.items()}
+            yield tensors

@@ -33,18 +33,34 @@ class ShuffleBuffer:
         return sum(len(rows) for _, rows in self.parts)
 
     def add(self, block: EventBlock) -> Iterator[EventBlock]:
-        if len(block) == 0:
-            return
-        self.parts.append((block, np.arange(len(block))))
-        n_batches = max(0, (len(self) - self.capacity) // self.batch_size)
-        if n_batches > 0:
-            yield from self._emit(n_batches * self.batch_size)
+        """Add ``block`` and yield the batches that leave."""
+        yield from self.batches(self.add_run(block))
 
     def flush(self) -> Iterator[EventBlock]:
-        if self.parts:
-            yield from self._emit(len(self))
+        """Yield all pending samples in batches; the last one may be short."""
+        yield from self.batches(self.flush_run())
 
-    def _emit(self, count: int) -> Iterator[EventBlock]:
+    def add_run(self, block: EventBlock) -> EventBlock | None:
+        """Add ``block`` and return the samples that leave as one block of whole batches, or
+        None when none leave. The batches are its consecutive slices (see :meth:`batches`)."""
+        if len(block) == 0:
+            return None
+        self.parts.append((block, np.arange(len(block))))
+        n_batches = max(0, (len(self) - self.capacity) // self.batch_size)
+        return self._leave(n_batches * self.batch_size) if n_batches > 0 else None
+
+    def flush_run(self) -> EventBlock | None:
+        """Return all pending samples as one block, or None when there are none."""
+        return self._leave(len(self)) if self.parts else None
+
+    def batches(self, run: EventBlock | None) -> Iterator[EventBlock]:
+        """Yield the batches of a run, as views."""
+        if run is None:
+            return
+        for start in range(0, len(run), self.batch_size):
+            yield run.take(slice(start, start + self.batch_size))
+
+    def _leave(self, count: int) -> EventBlock:
         total = len(self)
         order = self.rng.permutation(total) if self.rng is not None else np.arange(total)
         lengths = [len(rows) for _, rows in self.parts]
@@ -62,8 +78,7 @@ class ShuffleBuffer:
         self.parts = rest
         if len(rest) > MAX_PARTS:
             self.parts = [(self._take(rest), np.arange(sum(len(r) for _, r in rest)))]
-        for start in range(0, count, self.batch_size):
-            yield leaving.take(slice(start, start + self.batch_size))
+        return leaving
 
     def _select(
         self, positions: np.ndarray, part_of: np.ndarray, offsets: np.ndarray

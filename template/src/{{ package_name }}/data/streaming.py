@@ -14,7 +14,6 @@ current one are consumed, and a shuffle buffer mixes samples across chunks.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .blocks import BlockBuilder
 from .chunking import Piece, plan_chunks
-from .datasets import ArrayBatch, BatchAssembler
+from .datasets import ArrayBatch, BatchAssembler, PackedBatches
 from .event_block import EventBlock
 from .reading import iterate_arrays
 from .shuffling import ShuffleBuffer
@@ -35,8 +34,8 @@ from .sources import TreeFile, open_tree
 log = logging.getLogger(__name__)
 
 MAX_OPEN_FILES = 8
-# Batches per message from a DataLoader worker.
-WORKER_GROUP = 16
+# Upper bound on the bytes of one message from a DataLoader worker (at least one batch).
+MESSAGE_BYTES = 32 * 2**20
 
 T = TypeVar("T")
 
@@ -48,7 +47,7 @@ def distributed_shard() -> tuple[int, int]:
     return 0, 1
 
 
-class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
+class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
     """Batches of one split, read from the files as they are consumed.
 
     ``ordered=True`` reads the chunks in a fixed order without shuffling and must run in one
@@ -210,7 +209,7 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
         finally:
             trees.close()
 
-    def __iter__(self) -> Iterator[ArrayBatch | list[ArrayBatch]]:
+    def __iter__(self) -> Iterator[ArrayBatch | PackedBatches]:
         shard, _ = self._shard()
         epoch = self.epoch + self._passes
         self._passes += 1
@@ -218,24 +217,32 @@ class StreamingDataset(IterableDataset[ArrayBatch | list[ArrayBatch]]):
         if self.shuffle:
             rng = np.random.default_rng([self.loading.seed, epoch, shard])
         buffer = ShuffleBuffer(self.batch_size, self.shuffle_buffer, rng)
-        batches = self._batches(buffer, epoch)
-        if get_worker_info() is None:
-            yield from batches
-            return
-        # A worker sends batches in groups: each message through the DataLoader's queue costs
-        # far more than the arrays in it, and BatchLoader splits the groups again.
-        while group := list(itertools.islice(batches, WORKER_GROUP)):
-            yield group
-
-    def _batches(self, buffer: ShuffleBuffer, epoch: int) -> Iterator[ArrayBatch]:
+        in_worker = get_worker_info() is not None
         row = 0
+        for run in self._runs(buffer, epoch):
+            arrays = self._assemble(run, row)
+            row += len(run)
+            if not in_worker:
+                for start in range(0, len(run), self.batch_size):
+                    stop = start + self.batch_size
+                    yield {name: value[start:stop] for name, value in arrays.items()}
+                continue
+            # A worker sends many batches per message in one shared-memory buffer: each
+            # message and each tensor handed over costs far more than the bytes in it.
+            bytes_per_batch = self.batch_size * sum(v.nbytes for v in arrays.values()) / len(run)
+            step = self.batch_size * max(1, int(MESSAGE_BYTES // bytes_per_batch))
+            for start in range(0, len(run), step):
+                part = {name: value[start : start + step] for name, value in arrays.items()}
+                yield PackedBatches.pack(part, self.batch_size)
+
+    def _runs(self, buffer: ShuffleBuffer, epoch: int) -> Iterator[EventBlock]:
+        """Yield the samples in runs of whole batches (the last run may end with a short one),
+        as they leave the shuffle buffer."""
         for block in self.blocks(preprocess=True, epoch=epoch):
-            for batch in buffer.add(block):
-                yield self._assemble(batch, row)
-                row += len(batch)
-        for batch in buffer.flush():
-            yield self._assemble(batch, row)
-            row += len(batch)
+            if (run := buffer.add_run(block)) is not None:
+                yield run
+        if (run := buffer.flush_run()) is not None:
+            yield run
 
     def _assemble(self, block: EventBlock, row: int) -> ArrayBatch:
         index = np.arange(row, row + len(block)) if self.ordered else block.entry
