@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic_write import atomic_output
+from .user_errors import ConfigurationError
 
 # configs/ at the top of the project, two levels above this file in the src layout.
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -89,7 +90,7 @@ def load_run_config(run_dir: Path) -> DictConfig:
             f"no {RUN_CONFIG_NAME} in the run directory {run_dir}; point ckpt_path at a "
             "checkpoint in <run>/checkpoints/ of a run written by the train command"
         )
-        raise FileNotFoundError(msg)
+        raise ConfigurationError(msg)
     cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         msg = f"{path} does not hold a mapping; it is not a run configuration"

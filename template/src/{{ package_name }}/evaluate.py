@@ -20,10 +20,11 @@ from lightning.pytorch import Trainer
 from omegaconf import DictConfig, OmegaConf
 
 from .configuration import config_dir, load_run_config, save_run_config
+from .data.splitting import SPLIT_NAMES
 from .notices import hide_library_notices
 from .predictions import evaluate_split
 from .trackers import finalize_loggers, instantiate_group, log_run_config
-from .user_errors import check_accelerator, run_reporting_errors
+from .user_errors import ConfigurationError, check_accelerator, run_reporting_errors
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def find_latest_checkpoint(log_dir: Path) -> Path:
             f"no {BEST_CHECKPOINT} under {train_dir.resolve()}: train a model first, or pass "
             "ckpt_path=<run>/checkpoints/<file>.ckpt"
         )
-        raise FileNotFoundError(msg)
+        raise ConfigurationError(msg)
     return max(candidates, key=lambda path: path.stat().st_mtime)
 
 
@@ -53,13 +54,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     ``cfg`` is resolved in place first, so the caller sees the run folder that was used.
     """
     OmegaConf.resolve(cfg)
+    if cfg.split not in SPLIT_NAMES:
+        msg = f"split={cfg.split} is not a split; valid splits: {', '.join(SPLIT_NAMES)}"
+        raise ConfigurationError(msg)
     if cfg.get("ckpt_path"):
         ckpt_path = Path(cfg.ckpt_path)
     else:
         ckpt_path = find_latest_checkpoint(Path(cfg.paths.log_dir))
     if not ckpt_path.is_file():
         msg = f"checkpoint {ckpt_path} does not exist; check ckpt_path"
-        raise FileNotFoundError(msg)
+        raise ConfigurationError(msg)
     log.info("Evaluating %s on the %s split", ckpt_path.resolve(), cfg.split)
     run_cfg = load_run_config(ckpt_path.parent.parent)
 
@@ -81,7 +85,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"checkpoint {ckpt_path} has no {datamodule_key} state (the fitted preprocessing); "
             "evaluate a checkpoint written by the train command of this project"
         )
-        raise KeyError(msg)
+        raise ConfigurationError(msg)
     datamodule.load_state_dict(checkpoint[datamodule_key])
     datamodule.setup("predict")
 
