@@ -80,10 +80,13 @@ def model_family_error(family: str, task: str, use_gnn: bool) -> str:
     gnn = "with" if use_gnn else "without"
     if not valid:
         return f"task {task!r} has no model family {gnn} a graph neural network"
-    return (
+    message = (
         f"model_family {family!r} is not available for task {task!r} {gnn} a graph neural "
         f"network; valid choices: {', '.join(valid)}"
     )
+    if family in model_families(task, not use_gnn):
+        message += f", or set use_gnn={str(not use_gnn).lower()} for {family!r}"
+    return message
 
 
 def use_gnn_error(task: str, use_gnn: bool) -> str:

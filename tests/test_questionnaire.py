@@ -195,6 +195,7 @@ def test_impossible_model_family_rejected(
     assert repr(model_family) in message
     assert repr(task) in message
     assert f"valid choices: {valid}" in message
+    assert f"or set use_gnn={str(not use_gnn).lower()} for {model_family!r}" in message
     assert not (tmp_path / "project" / "pyproject.toml").exists()
 
 
