@@ -3,6 +3,7 @@ that every training run stores next to its checkpoints."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Sized
@@ -18,6 +19,8 @@ from .user_errors import ConfigurationError
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # File name of the resolved configuration in every run directory.
 RUN_CONFIG_NAME = "config.yaml"
+
+log = logging.getLogger(__name__)
 
 _issued_run_ids: set[str] = set()
 
@@ -36,6 +39,22 @@ def config_dir() -> Path:
         )
         raise FileNotFoundError(msg)
     return CONFIG_DIR
+
+
+def warn_outside_project() -> None:
+    """Warn when a command runs outside the project folder whose configs/ it reads, because
+    the data and log folders are then relative to another folder (unless PROJECT_ROOT is set)."""
+    project = CONFIG_DIR.parent
+    if "PROJECT_ROOT" in os.environ or Path.cwd().resolve() == project:
+        return
+    log.warning(
+        "Running in %s, but the configuration comes from the project in %s: data and logs "
+        "are looked for in the current folder. Run the command in %s, or set PROJECT_ROOT=%s",
+        Path.cwd(),
+        project,
+        project,
+        project,
+    )
 
 
 def count_items(items: Sized | None) -> int:

@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from lightning.pytorch import Trainer
 from omegaconf import DictConfig, OmegaConf
 
-from .configuration import config_dir, load_run_config, save_run_config
+from .configuration import config_dir, load_run_config, save_run_config, warn_outside_project
 from .data.splitting import SPLIT_NAMES
 from .notices import hide_library_notices
 from .predictions import evaluate_split
@@ -125,6 +125,7 @@ def _plot_style(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig | None:
 
 def _evaluate_app(cfg: DictConfig) -> None:
     hide_library_notices()
+    warn_outside_project()
     # Hydra decides the run folder (one per job in a multirun); the run writes everything there.
     cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
     run_reporting_errors(evaluate, cfg)

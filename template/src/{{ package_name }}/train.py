@@ -17,7 +17,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from .configuration import config_dir, save_run_config
+from .configuration import config_dir, save_run_config, warn_outside_project
 from .data.datamodule import RootDataModule
 from .notices import hide_library_notices
 from .predictions import evaluate_split
@@ -103,6 +103,7 @@ def _write_sidecar(trainer: Trainer, datamodule: RootDataModule, output_dir: Pat
 
 def _train_app(cfg: DictConfig) -> None:
     hide_library_notices()
+    warn_outside_project()
     # Hydra decides the run folder (one per job in a multirun); the run writes everything there.
     cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
     run_reporting_errors(train, cfg)
