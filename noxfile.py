@@ -127,7 +127,14 @@ def demo(session: nox.Session) -> None:
     session.run("train", "trainer.max_epochs=5", env=env)
     session.run("evaluate", env=env)
     session.log(f"Rendered project: {destination}")
-    session.log(f"Runs, checkpoints, metrics and plots: {destination / 'logs'}")
+    runs = sorted(
+        (destination / "logs" / "train" / "runs").iterdir(), key=lambda run: run.stat().st_mtime
+    )
+    evaluation = runs[-1] / "evaluation"
+    session.log(f"Checkpoints: {runs[-1] / 'checkpoints'}")
+    session.log(f"Metrics: {evaluation / 'metrics.json'}")
+    session.log(f"Plots: {evaluation / 'plots'}")
+    session.log(f"Predictions: {evaluation / 'predictions.root'}")
 
 
 @nox.session
