@@ -60,11 +60,11 @@ class PerObjectValues:
         column = jagged_column(self.evaluator.evaluate(text), text, self.where)
         return column if self.object_keep is None else column[self.object_keep]
 
-    def values(self, text: str) -> np.ndarray:
-        """Return the numbers of ``text``, one per object."""
+    def values(self, text: str, role: str = "feature") -> np.ndarray:
+        """Return the numbers of ``text``, one per object; ``role`` as in scalar_column."""
         value = self.evaluator.evaluate(text)
         if describe(value) != JAGGED:
-            per_event = scalar_column(value, self.evaluator.length, text, self.where)
+            per_event = scalar_column(value, self.evaluator.length, text, self.where, role)
             return np.repeat(per_event, self.counts)
         counts, flat = jagged_parts(self._jagged(text))
         if not np.array_equal(counts, self.counts):
@@ -214,8 +214,8 @@ class BlockBuilder:
             spec = config.inputs.objects
             objects, mask = self._pad(evaluator, tree_file, spec, object_transform)
 
-        def column(text: str) -> np.ndarray:
-            return scalar_column(evaluator.evaluate(text), n, text, where)
+        def column(text: str, role: str) -> np.ndarray:
+            return scalar_column(evaluator.evaluate(text), n, text, where, role)
 
         return EventBlock(
             features=features,
@@ -300,15 +300,15 @@ class BlockBuilder:
         return np.stack(columns, axis=1).astype(np.float32, copy=False)
 
     def _target(
-        self, column: Callable[[str], np.ndarray], n: int, tree_file: TreeFile
+        self, column: Callable[[str, str], np.ndarray], n: int, tree_file: TreeFile
     ) -> np.ndarray:
         config = self.config
         if config.targets:
-            return self._stack([column(t) for t in config.targets], n)
+            return self._stack([column(t, "target") for t in config.targets], n)
         if config.label is None:
             source = config.sources[tree_file.source_index]
             return np.full(n, config.classes.index(source.label), dtype=np.int64)
-        values = column(config.label)
+        values = column(config.label, "label")
         if values.dtype.kind == "f" and not np.all(values == np.round(values)):
             msg = (
                 f"label {config.label!r} in {tree_file.where} gives non-integer values; "
@@ -327,12 +327,12 @@ class BlockBuilder:
         return labels
 
     def _weight(
-        self, column: Callable[[str], np.ndarray], n: int, tree_file: TreeFile
+        self, column: Callable[[str, str], np.ndarray], n: int, tree_file: TreeFile
     ) -> np.ndarray:
         scale = self.config.sources[tree_file.source_index].weight_scale
         if self.config.weight is None:
             return np.full(n, scale, dtype=np.float32)
-        return (column(self.config.weight) * scale).astype(np.float32)
+        return (column(self.config.weight, "weight") * scale).astype(np.float32)
 
     def _split(self, evaluator: Evaluator, tree_file: TreeFile) -> np.ndarray:
         split = self.config.split

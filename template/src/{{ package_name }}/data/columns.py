@@ -12,6 +12,13 @@ from .errors import DataError
 SCALAR = "one number per event"
 JAGGED = "a variable-length list of numbers per event"
 
+# Advice for a per-object list where a target, label or weight (one value per event) is read;
+# moving it to inputs.objects.branches would not apply there.
+PER_EVENT_HINT = (
+    "a {role} needs one value per event: reduce it in data.new_variables, "
+    "e.g. ak.max(x, axis=1) or x[:, 0]"
+)
+
 
 def describe(value: Any) -> str:
     """Return what ``value`` contains per event, in the words that error messages use."""
@@ -57,16 +64,22 @@ def _is_string(form_type: Any) -> bool:
     return form_type.parameter("__array__") in ("string", "bytestring")
 
 
-def scalar_column(value: Any, length: int, name: str, where: str) -> np.ndarray:
+def scalar_column(
+    value: Any, length: int, name: str, where: str, role: str = "feature"
+) -> np.ndarray:
     """Return ``value`` as a 1-D numeric array of ``length`` entries (None becomes NaN).
 
     Constants broadcast to every event, so an alias such as ``"1.0"`` gives a unit weight.
+    ``role`` (feature, target, label or weight) picks the advice for a per-object list.
     """
     kind = describe(value)
     if kind == "a constant":
         return np.full(length, value)
     if kind != SCALAR:
-        hint = _scalar_hint(kind)
+        if kind == JAGGED and role != "feature":
+            hint = PER_EVENT_HINT.format(role=role)
+        else:
+            hint = _scalar_hint(kind)
         msg = f"{name!r} in {where} must be {SCALAR} but contains {kind}; {hint}"
         raise DataError(msg)
     if isinstance(value, ak.Array):

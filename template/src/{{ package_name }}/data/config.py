@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -350,6 +351,7 @@ def parse_data_config(
     )
     _check_task(config)
     _check_names(config)
+    _check_targets_not_inputs(config)
     return config
 
 
@@ -401,7 +403,12 @@ def _check_names(config: DataConfig) -> None:
                 "rename one of them, because the same name cannot mean two things"
             )
             raise DataError(msg)
-    inputs = set(config.feature_names) | set(config.object_feature_names) | set(config.targets)
+    places = {
+        "data.inputs.features": config.feature_names,
+        "data.inputs.objects.branches": config.object_feature_names,
+        "data.targets": config.targets,
+    }
+    inputs = list(dict.fromkeys(name for names in places.values() for name in names))
     prep = config.preprocessing
     named = {
         "data.preprocessing.log": list(prep.log),
@@ -411,12 +418,17 @@ def _check_names(config: DataConfig) -> None:
     }
     for where, names in named.items():
         for name in names:
-            if name not in inputs:
-                hint = close_matches(name, inputs)
-                msg = f"{where} names {name!r}, which is not an input or target of this dataset" + (
-                    f" ({hint})" if hint else ""
-                )
-                raise DataError(msg)
+            if name in inputs:
+                continue
+            msg = f"{where} names {name!r}, which is not an input feature or target"
+            hint = close_matches(name, inputs)
+            if hint:
+                # The typo may be in the inputs rather than here, so both places are named.
+                lists = [place for place, listed in places.items() if close_matches(name, listed)]
+                msg += f"; {hint}. Fix the spelling in {' or '.join(lists)} or in {where}"
+            else:
+                msg += f"; add it to the inputs or data.targets, or remove it from {where}"
+            raise DataError(msg)
     for value, error in prep.uncertainties.items():
         same_group = (value in config.feature_names and error in config.feature_names) or (
             value in config.object_feature_names and error in config.object_feature_names
@@ -427,3 +439,62 @@ def _check_names(config: DataConfig) -> None:
                 "event-level features or both object branches"
             )
             raise DataError(msg)
+
+
+def _check_targets_not_inputs(config: DataConfig) -> None:
+    """Reject a regression target or a label expression that is also a model input, because
+    the model would then learn to copy that input.
+
+    Each name is followed through new variables and the source's aliases to the expression
+    behind it, so an alias of the target also counts as the target.
+    """
+    predicted = [("target", "data.targets", target) for target in config.targets]
+    if config.classes and config.label is not None:
+        predicted.append(("label", "data.label", config.label))
+    inputs = [("input feature", "data.inputs.features", name) for name in config.feature_names]
+    inputs += [
+        ("object branch", "data.inputs.objects.branches", name)
+        for name in config.object_feature_names
+    ]
+    for source in config.sources:
+        for kind, place, target in predicted:
+            expression = _defining_expression(target, source, config.new_variables)
+            for input_kind, input_place, name in inputs:
+                if _defining_expression(name, source, config.new_variables) != expression:
+                    continue
+                if name == target:
+                    problem = f"{target!r} is both a {kind} ({place}) and an {input_kind}"
+                else:
+                    problem = (
+                        f"{kind} {target!r} ({place}) and {input_kind} {name!r} are the same "
+                        f"expression in source {source.name!r}"
+                    )
+                msg = (
+                    f"{problem}; the model must not get its {kind} as an input: remove "
+                    f"{name!r} from {input_place}"
+                )
+                raise DataError(msg)
+
+
+def _defining_expression(name: str, source: SourceConfig, new_variables: Mapping[str, str]) -> str:
+    """Return the expression behind ``name`` in ``source``, normalised so that spacing does
+    not matter: new variables and aliases that are a plain name are followed, and a branch
+    stands for itself. Precedence is that of expression evaluation: new variables, then aliases.
+    """
+    seen: set[str] = set()
+    text = name
+    while True:
+        try:
+            tree = ast.parse(text.strip(), mode="eval").body
+        except SyntaxError:
+            return text.strip()  # evaluating the expression reports the syntax error
+        if not isinstance(tree, ast.Name) or tree.id in seen:
+            return ast.dump(tree)
+        # Inside its own definition a name means the branch it redefines.
+        seen.add(tree.id)
+        if tree.id in new_variables:
+            text = new_variables[tree.id]
+        elif tree.id in source.aliases:
+            text = source.aliases[tree.id]
+        else:
+            return ast.dump(tree)

@@ -184,6 +184,8 @@ class RootDataModule(L.LightningDataModule):
         return np.asarray(self.source_names, dtype=str)[block.source]
 
     def _fit(self, train: EventBlock) -> None:
+        if self.config.is_classification:
+            self._check_classes(train)
         self.preprocessor.fit(
             train.features,
             train.objects,
@@ -191,16 +193,40 @@ class RootDataModule(L.LightningDataModule):
             train.target if self.config.targets else None,
         )
         if self.config.is_classification and self.config.balance_classes:
-            try:
-                self.class_balance = class_balance(
-                    train.target, train.weight, len(self.config.classes)
-                )
-            except ValueError as error:
+            self.class_balance = class_balance(train.target, train.weight, len(self.config.classes))
+
+    def _check_classes(self, train: EventBlock) -> None:
+        """Raise when a class has no training events, or (with balancing) a total weight that
+        is zero or negative, because the classifier could not learn that class."""
+        config = self.config
+        where = "the training split"
+        if config.loading.mode == "stream" and len(train) >= config.preprocessing.fit_max_events:
+            where = f"the {len(train)} training samples read to fit the preprocessing"
+        n_classes = len(config.classes)
+        counts = np.bincount(train.target, minlength=n_classes)
+        sums = np.bincount(
+            train.target, weights=train.weight.astype(np.float64), minlength=n_classes
+        )
+        per_class = ", ".join(
+            f"{name} {count}" for name, count in zip(config.classes, counts, strict=True)
+        )
+        for index, name in enumerate(config.classes):
+            if counts[index] == 0:
+                sources = [s.name for s in config.sources if s.label == name]
+                origin = f"sources {sources}" if sources else f"data.label {config.label!r}"
                 msg = (
-                    f"cannot balance the classes {list(self.config.classes)}: {error}; check "
-                    "the labels and weights, or set data.balance_classes: false"
+                    f"class {name!r} has no events in {where} after data.selection "
+                    f"{list(config.selection)} (events per class: {per_class}; the class comes "
+                    f"from {origin}); loosen the selection or check the labels"
                 )
-                raise DataError(msg) from None
+                raise DataError(msg)
+            if config.balance_classes and sums[index] <= 0:
+                msg = (
+                    f"class {name!r} has a total weight of {sums[index]:.4g} in {where}, so it "
+                    "cannot be balanced against the other classes; check data.weight and the "
+                    "weight_scale of the sources, or set data.balance_classes: false"
+                )
+                raise DataError(msg)
 
     # Loaders -----------------------------------------------------------------------------------
 
