@@ -21,9 +21,13 @@ ACCELERATORS = ("cpu", "gpu")
 
 # The tracker and accelerator answers change only the logger and trainer configs, train.yaml and
 # evaluate.yaml, the W&B logger module and fixture, the dependencies in pyproject.toml, and the
-# README. These rendered tests read them; the rest of a suite renders identically for every tracker
-# and accelerator of a (task, model family) pair, so it runs once per pair.
-ANSWER_DEPENDENT_TESTS = ("tests/test_train.py", "tests/test_user_errors.py")
+# README. These rendered tests build a run from those configs; the rest of a suite renders
+# identically for every tracker and accelerator of a (task, model family) pair (or, like the
+# `train` command test, removes the logger and sets the accelerator), so it runs once per pair.
+ANSWER_DEPENDENT_TESTS = (
+    "tests/test_train.py",
+    "tests/test_user_errors.py::test_train_reports_invalid_data_config",
+)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ tracker and accelerator answers (see ANSWER_DEPENDENT_TESTS in combinations.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from combinations import (
 )
 from rendering import render, snapshot_template
 
+INSTALL_LOCK = threading.Lock()
 REAL_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "root"
 
 
@@ -80,7 +83,7 @@ def check_rendered(
     """Optionally install the rendered repo in ``render_dir``, then run its tests.
 
     ``pytest_args`` select tests of the rendered repo (default: all). Safe to call from several
-    threads at once, unlike rendering.
+    threads at once (installs take turns), unlike rendering.
     """
     start = time.perf_counter()
     env = rendered_test_environment(render_dir, threads)
@@ -93,9 +96,12 @@ def check_rendered(
 
     output = []
     for step, command in steps:
-        result = subprocess.run(
-            command, cwd=render_dir, env=env, capture_output=True, text=True, check=False
-        )
+        # Every rendered repo installs the same console scripts (train, evaluate, ...), so two
+        # installs into the one environment at once would race on those files.
+        with INSTALL_LOCK if step == "install" else contextlib.nullcontext():
+            result = subprocess.run(
+                command, cwd=render_dir, env=env, capture_output=True, text=True, check=False
+            )
         output.append(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}")
         if result.returncode != 0:
             return Outcome(combination, step, "\n".join(output), time.perf_counter() - start)

@@ -3,8 +3,7 @@
 Every (task, model_family) pair meets every tracker, and both accelerators appear; the `matrix` nox
 session runs every valid combination instead. Most rendered tests (data layer, evaluation) do not
 depend on the tracker or the accelerator, so each pair runs its whole suite with one tracker and,
-with the others, the tests that do: training, evaluation and logging through the tracker, and the
-commands' error handling.
+with the others, the tests that build a run from the tracker and trainer configs.
 """
 
 from __future__ import annotations
