@@ -12,12 +12,10 @@ tracker and accelerator answers (see ANSWER_DEPENDENT_TESTS in combinations.py).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +32,6 @@ from combinations import (
 )
 from rendering import render, snapshot_template
 
-INSTALL_LOCK = threading.Lock()
 REAL_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "root"
 
 
@@ -76,36 +73,46 @@ def render_combination(combination: Combination, workdir: Path, template: Path) 
 def check_rendered(
     combination: Combination,
     render_dir: Path,
-    install: bool = False,
     threads: int = 1,
     pytest_args: tuple[str, ...] = (),
 ) -> Outcome:
-    """Optionally install the rendered repo in ``render_dir``, then run its tests.
+    """Run the tests of the rendered repo in ``render_dir``.
 
     ``pytest_args`` select tests of the rendered repo (default: all). Safe to call from several
-    threads at once (installs take turns), unlike rendering.
+    threads at once, unlike rendering and installing.
     """
     start = time.perf_counter()
     env = rendered_test_environment(render_dir, threads)
-    steps: list[tuple[str, list[str]]] = []
-    if install:
-        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
-        steps.append(("install", [*pip, "--no-build-isolation", "-e", str(render_dir)]))
-    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
-    steps.append(("tests", pytest))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+    result = subprocess.run(
+        command, cwd=render_dir, env=env, capture_output=True, text=True, check=False
+    )
+    output = f"$ {' '.join(command)}\n{result.stdout}{result.stderr}"
+    failed_step = None if result.returncode == 0 else "tests"
+    return Outcome(combination, failed_step, output, time.perf_counter() - start)
 
-    output = []
-    for step, command in steps:
-        # Every rendered repo installs the same console scripts (train, evaluate, ...), so two
-        # installs into the one environment at once would race on those files.
-        with INSTALL_LOCK if step == "install" else contextlib.nullcontext():
-            result = subprocess.run(
-                command, cwd=render_dir, env=env, capture_output=True, text=True, check=False
-            )
-        output.append(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}")
+
+def install_all(combinations: list[Combination], render_dirs: list[Path]) -> list[Outcome]:
+    """Install every rendered repo in editable mode; return the outcomes of those that failed.
+
+    One pip process installs them all, before any test runs: tests that start while pip
+    writes into the same environment can read half-written package metadata (W&B lists every
+    installed package when a run starts). When that pip process fails, each repo is installed
+    on its own to find the ones that fail.
+    """
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    editable = [argument for path in render_dirs for argument in ("-e", str(path))]
+    if subprocess.run([*pip, *editable], capture_output=True, check=False).returncode == 0:
+        return []
+    failures = []
+    for combination, render_dir in zip(combinations, render_dirs, strict=True):
+        start = time.perf_counter()
+        command = [*pip, "-e", str(render_dir)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            return Outcome(combination, step, "\n".join(output), time.perf_counter() - start)
-    return Outcome(combination, None, "\n".join(output), time.perf_counter() - start)
+            output = f"$ {' '.join(command)}\n{result.stdout}{result.stderr}"
+            failures.append(Outcome(combination, "install", output, time.perf_counter() - start))
+    return failures
 
 
 def select_shard(combinations: list[Combination], shard: str) -> list[Combination]:
@@ -117,6 +124,12 @@ def select_shard(combinations: list[Combination], shard: str) -> list[Combinatio
     if not 1 <= index <= count:
         raise SystemExit(f"--shard {shard!r} is invalid: I must be between 1 and N")
     return combinations[index - 1 :: count]
+
+
+def print_outcome(outcome: Outcome) -> None:
+    """Print one line: the combination, ok or the failed step, and the seconds it took."""
+    status = "ok" if outcome.failed_step is None else f"FAILED at {outcome.failed_step}"
+    print(f"{outcome.combination.name:<50} {status:<20} {outcome.seconds:6.1f} s", flush=True)
 
 
 def main() -> int:
@@ -140,22 +153,28 @@ def main() -> int:
     render_dirs = [render_combination(c, arguments.workdir, template) for c in combinations]
     print(f"Rendered in {time.perf_counter() - start:.1f} s", flush=True)
 
-    whole_suite = whole_suite_combinations(combinations)
     failures = []
+    if not arguments.no_install:
+        start_install = time.perf_counter()
+        failures = install_all(combinations, render_dirs)
+        print(f"Installed in {time.perf_counter() - start_install:.1f} s", flush=True)
+    failed_to_install = {outcome.combination for outcome in failures}
+    to_test = [
+        (combination, render_dir)
+        for combination, render_dir in zip(combinations, render_dirs, strict=True)
+        if combination not in failed_to_install
+    ]
+
+    for outcome in failures:
+        print_outcome(outcome)
+    whole_suite = whole_suite_combinations(combinations)
     with ThreadPoolExecutor(max_workers=arguments.jobs) as pool:
         outcomes = pool.map(
-            lambda pair: check_rendered(
-                *pair,
-                install=not arguments.no_install,
-                pytest_args=pytest_selection(pair[0], whole_suite),
-            ),
-            zip(combinations, render_dirs, strict=True),
+            lambda pair: check_rendered(*pair, pytest_args=pytest_selection(pair[0], whole_suite)),
+            to_test,
         )
         for outcome in outcomes:
-            status = "ok" if outcome.failed_step is None else f"FAILED at {outcome.failed_step}"
-            print(
-                f"{outcome.combination.name:<50} {status:<20} {outcome.seconds:6.1f} s", flush=True
-            )
+            print_outcome(outcome)
             if outcome.failed_step is not None:
                 failures.append(outcome)
 
