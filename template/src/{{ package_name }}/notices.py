@@ -1,5 +1,5 @@
-"""Keep the console output of the commands about the run: hide library notices that ask
-nothing of the user (advertising, and deprecations inside the libraries themselves)."""
+"""Hide library notices that ask nothing of the user from the output of the commands:
+advertising, and deprecations inside the libraries themselves."""
 
 from __future__ import annotations
 
