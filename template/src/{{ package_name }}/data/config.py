@@ -478,8 +478,8 @@ def _check_targets_not_inputs(config: DataConfig) -> None:
 
 def _defining_expression(name: str, source: SourceConfig, new_variables: Mapping[str, str]) -> str:
     """Return the expression behind ``name`` in ``source``, normalised so that spacing does
-    not matter: new variables and aliases that are a plain name are followed, and a branch
-    stands for itself. Precedence is that of expression evaluation: new variables, then aliases.
+    not matter. New variables and aliases that are a plain name are followed, and a branch
+    name is its own expression. As in evaluation, new variables take precedence over aliases.
     """
     seen: set[str] = set()
     text = name
