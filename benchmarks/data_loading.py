@@ -9,15 +9,19 @@ toy: event-level met, n_jets, ht and jagged jet_pt, jet_eta, jet_phi, jet_n_cons
 reads it in several ways, reporting events per second and ratios:
 
 - raw: ``uproot.iterate`` of the branches the data config reads, without padding (the limit set
-  by decompression and deserialisation);
+  by decompression and deserialisation in one thread);
+- raw, decompression pool: the same with the pipeline's default pool of decompression threads
+  (``loading.decompression_threads``);
 - naive padding: raw plus ``ak.pad_none`` + ``ak.fill_none`` + ``ak.to_numpy`` per branch;
 - padding only: raw plus the package's ``pad_objects``;
 - pipeline: the package's streaming data module from file to preprocessed, padded batches with
-  masks (shuffled training loader, and the ordered predict loader);
+  masks (shuffled training loader, and the ordered predict loader), with its defaults (a
+  read-ahead thread and a pool of decompression threads), without the pool, and on one core
+  (neither);
 - weaver-core: ``weaver.utils.dataset.SimpleIterDataset`` with the same inputs, if installed;
-- workers: the streaming training loader with 0, 1 and 2 DataLoader workers on one file, and
-  in one process without the read-ahead thread (one core); the CPU time of the two-worker
-  passes (workers included) gives an estimate of the scaling on two idle cores;
+- workers: the streaming training loader with 1 and 2 DataLoader workers on one file; the CPU
+  time of the two-worker passes (workers included) gives an estimate of the scaling on two
+  idle cores;
 - memory: resident memory while streaming the file for three epochs with chunks of a twentieth
   of the file, in a fresh process.
 
@@ -38,6 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -117,10 +122,16 @@ def cpu_seconds() -> float:
     return total
 
 
-def read_raw(path: Path, branches: list[str]) -> int:
+def read_raw(path: Path, branches: list[str], threads: int = 0) -> int:
     count = 0
-    for arrays in uproot.iterate(f"{path}:events", branches, step_size=CHUNK_SIZE):
+    executor = ThreadPoolExecutor(threads) if threads else None
+    chunks = uproot.iterate(
+        f"{path}:events", branches, step_size=CHUNK_SIZE, decompression_executor=executor
+    )
+    for arrays in chunks:
         count += len(arrays)
+    if executor is not None:
+        executor.shutdown()
     return count
 
 
@@ -249,7 +260,9 @@ def main() -> None:
     module = make_module(package, path)
     branches = sorted(module._builder.branches(module._files[0]))
     ordered = make_module(package, path)
-    one_thread = make_module(package, path, read_ahead=False)
+    no_pool = make_module(package, path, decompression_threads=0)
+    one_thread = make_module(package, path, read_ahead=False, decompression_threads=0)
+    pool_threads = module.config.loading.decompression_threads
     weaver_config = args.workdir / "weaver_data.yaml"
     write_weaver_config(weaver_config, module)
     try:
@@ -260,10 +273,14 @@ def main() -> None:
 
     readers: dict[str, Callable[[], int]] = {
         "raw uproot.iterate": lambda: read_raw(path, branches),
+        "raw uproot.iterate, decompression pool": lambda: read_raw(path, branches, pool_threads),
         "naive padding": lambda: read_naive(path, branches),
         "pad_objects": lambda: read_padding(package, path, branches),
         "pipeline, training loader": lambda: count_batches(module.train_dataloader()),
-        "pipeline, training loader, no read-ahead": lambda: count_batches(
+        "pipeline, training loader, no decompression pool": lambda: count_batches(
+            no_pool.train_dataloader()
+        ),
+        "pipeline, training loader, one thread": lambda: count_batches(
             one_thread.train_dataloader()
         ),
         "pipeline, predict loader": lambda: count_batches(ordered.predict_dataloader("train")),
@@ -307,11 +324,14 @@ def main() -> None:
 
     raw = median["raw uproot.iterate"]
     training = median["pipeline, training loader"]
+    one_process = median["pipeline, training loader, one thread"]
+    two_workers = median["pipeline, training loader, 2 workers"]
     results = {
         "events": args.events,
         "file_mib": path.stat().st_size / 2**20,
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),
+        "decompression_threads": pool_threads,
         "events_per_second": median,
         "events_per_cpu_second": cpu_median,
         "all_rates": rates,
@@ -319,22 +339,26 @@ def main() -> None:
             "naive padding / raw": median["naive padding"] / raw,
             "pad_objects / raw": median["pad_objects"] / raw,
             "pipeline training / raw": training / raw,
-            "pipeline predict / raw": median["pipeline, predict loader"] / raw,
-            "pipeline 2 workers / 0 workers": median["pipeline, training loader, 2 workers"]
-            / training,
-            "pipeline 2 workers / 0 workers without read-ahead": median[
-                "pipeline, training loader, 2 workers"
+            "pipeline training / raw with the decompression pool": training
+            / median["raw uproot.iterate, decompression pool"],
+            "pipeline training without the pool / raw": median[
+                "pipeline, training loader, no decompression pool"
             ]
-            / median["pipeline, training loader, no read-ahead"],
-            "events per CPU-second: pipeline without read-ahead / raw": cpu_median[
-                "pipeline, training loader, no read-ahead"
+            / raw,
+            "pipeline training on one thread / raw": one_process / raw,
+            "pipeline predict / raw": median["pipeline, predict loader"] / raw,
+            "2 workers / 1 process on one thread": two_workers / one_process,
+            "2 workers / 1 process with its defaults": two_workers / training,
+            "2 workers / 1 worker": two_workers / median["pipeline, training loader, 1 workers"],
+            "events per CPU-second: pipeline on one thread / raw": cpu_median[
+                "pipeline, training loader, one thread"
             ]
             / cpu_median["raw uproot.iterate"],
             # An estimate, not a measurement: two workers on two idle cores run at most at
             # 2 / (CPU seconds per event of workers and main process together).
-            "estimated 2 workers on 2 idle cores / 0 workers without read-ahead": 2
+            "estimated 2 workers on 2 idle cores / 1 process on one thread": 2
             * cpu_median["pipeline, training loader, 2 workers"]
-            / cpu_median["pipeline, training loader, no read-ahead"],
+            / cpu_median["pipeline, training loader, one thread"],
         },
         "memory": memory,
     }
@@ -352,10 +376,10 @@ def print_report(results: dict[str, Any]) -> None:
     print(f"load average: {results['load_average']}")  # noqa: T201
     for name, rate in results["events_per_second"].items():
         cpu_rate = results["events_per_cpu_second"][name]
-        line = f"{name:45s} {rate / 1e3:8.0f} k events/s {cpu_rate / 1e3:8.0f} k events/CPU-s"
+        line = f"{name:50s} {rate / 1e3:8.0f} k events/s {cpu_rate / 1e3:8.0f} k events/CPU-s"
         print(line)  # noqa: T201
     for name, ratio in results["ratios"].items():
-        print(f"{name:45s} {ratio:10.2f}")  # noqa: T201
+        print(f"{name:60s} {ratio:6.2f}")  # noqa: T201
     for epoch, rss in enumerate(results["memory"]["rss_mib_per_epoch"]):
         summary = f"min {min(rss):.0f}, max {max(rss):.0f}, end {rss[-1]:.0f}"
         print(f"resident memory in epoch {epoch}, MiB: {summary}")  # noqa: T201

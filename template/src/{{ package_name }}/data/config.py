@@ -98,6 +98,8 @@ class LoadingConfig:
     ``chunk_size`` counts entries per read. In stream mode a chunk combines pieces of up to
     ``files_per_chunk`` files, and ``shuffle_buffer`` samples are held back for shuffling.
     With ``read_ahead``, a thread reads the next chunk while the current one is processed.
+    ``decompression_threads`` threads decompress the baskets of each read in the main process
+    (0: the reading thread decompresses them); DataLoader workers always use their own thread.
     """
 
     mode: str = "memory"
@@ -105,6 +107,7 @@ class LoadingConfig:
     files_per_chunk: int = 16
     shuffle_buffer: int = 100_000
     read_ahead: bool = True
+    decompression_threads: int = 2
     seed: int = 0
 
 
@@ -289,6 +292,12 @@ def _parse_loading(values: Mapping[str, Any]) -> LoadingConfig:
             f"data.loading has chunk_size={loading.chunk_size}, files_per_chunk="
             f"{loading.files_per_chunk}, shuffle_buffer={loading.shuffle_buffer}; chunk_size "
             "and files_per_chunk must be positive and shuffle_buffer non-negative"
+        )
+        raise DataError(msg)
+    if loading.decompression_threads < 0:
+        msg = (
+            f"data.loading.decompression_threads is {loading.decompression_threads}; use 0 to "
+            "decompress in the reading thread, or a positive number of threads"
         )
         raise DataError(msg)
     return loading

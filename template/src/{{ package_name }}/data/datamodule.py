@@ -143,7 +143,8 @@ class RootDataModule(L.LightningDataModule):
             self._fit(train)
 
     def _read_memory(self, files: list[TreeFile]) -> EventBlock:
-        block, _ = read_all(self._builder, files, self.config.loading.chunk_size)
+        loading = self.config.loading
+        block, _ = read_all(self._builder, files, loading.chunk_size, loading.decompression_threads)
         for code, name in enumerate(splitting.SPLIT_NAMES):
             part = block.take(np.flatnonzero(block.split == code))
             self._observers[name] = {**part.observers, "source": self._source_column(part)}

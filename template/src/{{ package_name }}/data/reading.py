@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import awkward as ak
@@ -46,10 +48,31 @@ class ReadProgress:
         log.info("read %d entries in %.1f s, kept %d samples", self.done, elapsed, kept)
 
 
+@contextmanager
+def decompression_pool(threads: int) -> Iterator[Executor | None]:
+    """Yield a pool of ``threads`` threads that decompress the baskets uproot reads, or None
+    (decompress in the reading thread) for ``threads`` = 0.
+
+    zlib, LZ4 and ZSTD release the GIL while they decompress, so the baskets of one read are
+    decompressed in parallel while the calling thread goes on with Python work.
+    """
+    if threads == 0:
+        yield None
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decompress") as pool:
+        yield pool
+
+
 def iterate_arrays(
-    tree: Any, branches: set[str], chunk_size: int, entry_start: int, entry_stop: int
+    tree: Any,
+    branches: set[str],
+    chunk_size: int,
+    entry_start: int,
+    entry_stop: int,
+    executor: Executor | None = None,
 ) -> Iterator[tuple[int, dict[str, ak.Array]]]:
-    """Yield ``(first entry, {branch: array})`` for chunks of at most ``chunk_size`` entries."""
+    """Yield ``(first entry, {branch: array})`` for chunks of at most ``chunk_size`` entries,
+    decompressing the baskets in ``executor`` when one is given."""
     wanted = set(branches)
     if not wanted:
         # uproot yields no chunks when no branch is selected, but every chunk needs a length.
@@ -61,6 +84,7 @@ def iterate_arrays(
         entry_stop=entry_stop,
         library="ak",
         report=True,
+        decompression_executor=executor,
     )
     while True:
         try:
@@ -84,10 +108,12 @@ def read_range(
     chunk_size: int,
     entry_start: int,
     entry_stop: int,
+    executor: Executor | None = None,
 ) -> Iterator[tuple[EventBlock, ChunkReport]]:
     """Yield the event block of each chunk of the open ``tree`` between the given entries."""
     branches = builder.branches(tree_file)
-    for first, arrays in iterate_arrays(tree, branches, chunk_size, entry_start, entry_stop):
+    reads = iterate_arrays(tree, branches, chunk_size, entry_start, entry_stop, executor)
+    for first, arrays in reads:
         yield builder.build(tree_file, arrays, first)
 
 
@@ -96,11 +122,14 @@ def read_file(
     tree_file: TreeFile,
     chunk_size: int,
     progress: ReadProgress | None = None,
+    executor: Executor | None = None,
 ) -> Iterator[tuple[EventBlock, ChunkReport]]:
     """Yield the event block of each chunk of ``tree_file``."""
     root_file, tree = open_tree(tree_file.path, tree_file.tree)
     with root_file:
-        chunks = read_range(builder, tree_file, tree, chunk_size, 0, tree_file.num_entries)
+        chunks = read_range(
+            builder, tree_file, tree, chunk_size, 0, tree_file.num_entries, executor
+        )
         for block, report in chunks:
             if progress is not None:
                 progress.update(report.read)
@@ -108,20 +137,25 @@ def read_file(
 
 
 def read_all(
-    builder: BlockBuilder, files: list[TreeFile], chunk_size: int
+    builder: BlockBuilder, files: list[TreeFile], chunk_size: int, decompression_threads: int = 0
 ) -> tuple[EventBlock, dict[str, ChunkReport]]:
-    """Read every file into one block; raises when the selection keeps nothing at all."""
+    """Read every file into one block; raises when the selection keeps nothing at all.
+
+    ``decompression_threads`` threads decompress the baskets (see :func:`decompression_pool`).
+    """
     for tree_file in files:
         builder.branches(tree_file)  # check every file's names before reading anything
     progress = ReadProgress(sum(f.num_entries for f in files))
     blocks: list[EventBlock] = []
     reports: dict[str, ChunkReport] = {}
-    for tree_file in files:
-        report = reports.setdefault(tree_file.path, ChunkReport())
-        for block, chunk_report in read_file(builder, tree_file, chunk_size, progress=progress):
-            blocks.append(block)
-            report.add(chunk_report)
-        log_report(tree_file, report)
+    with decompression_pool(decompression_threads) as executor:
+        for tree_file in files:
+            report = reports.setdefault(tree_file.path, ChunkReport())
+            chunks = read_file(builder, tree_file, chunk_size, progress, executor)
+            for block, chunk_report in chunks:
+                blocks.append(block)
+                report.add(chunk_report)
+            log_report(tree_file, report)
     total = sum(r.selected for r in reports.values())
     progress.finish(total)
     if total == 0:

@@ -27,7 +27,7 @@ from .blocks import BlockBuilder
 from .chunking import Piece, plan_chunks
 from .datasets import ArrayBatch, BatchAssembler, PackedBatches
 from .event_block import EventBlock
-from .reading import iterate_arrays
+from .reading import decompression_pool, iterate_arrays
 from .shuffling import ShuffleBuffer
 from .sources import TreeFile, open_tree
 
@@ -190,22 +190,29 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
     def _read_chunks(
         self, chunks: list[list[Piece]]
     ) -> Generator[list[tuple[TreeFile, int, dict[str, Any]]]]:
-        """Yield, per chunk, the branch arrays of its pieces with their file and first entry."""
+        """Yield, per chunk, the branch arrays of its pieces with their file and first entry.
+
+        In the main process ``loading.decompression_threads`` threads decompress the baskets;
+        DataLoader workers decompress in their own thread, as they keep the cores busy already.
+        """
+        threads = self.loading.decompression_threads if get_worker_info() is None else 0
         trees = _OpenTrees(self.files)
         try:
-            for chunk in chunks:
-                pieces = []
-                for piece in chunk:
-                    tree_file = self.files[piece.file]
-                    reads = iterate_arrays(
-                        trees.get(piece.file),
-                        self.builder.branches(tree_file),
-                        piece.entry_stop - piece.entry_start,
-                        piece.entry_start,
-                        piece.entry_stop,
-                    )
-                    pieces += [(tree_file, first, arrays) for first, arrays in reads]
-                yield pieces
+            with decompression_pool(threads) as executor:
+                for chunk in chunks:
+                    pieces = []
+                    for piece in chunk:
+                        tree_file = self.files[piece.file]
+                        reads = iterate_arrays(
+                            trees.get(piece.file),
+                            self.builder.branches(tree_file),
+                            piece.entry_stop - piece.entry_start,
+                            piece.entry_start,
+                            piece.entry_stop,
+                            executor,
+                        )
+                        pieces += [(tree_file, first, arrays) for first, arrays in reads]
+                    yield pieces
         finally:
             trees.close()
 
