@@ -245,6 +245,11 @@ def main() -> None:
         "--workdir", type=Path, default=Path("/tmp/data-loading-benchmark"), help="scratch folder"
     )
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--workers-only",
+        action="store_true",
+        help="time only the raw read, the one-thread loader and the worker loaders",
+    )
     parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -294,6 +299,9 @@ def main() -> None:
         loader = module.train_dataloader()
         readers[f"pipeline, training loader, {workers} workers"] = partial(count_batches, loader)
     module.num_workers = 0
+    if args.workers_only:
+        kept = ("raw uproot.iterate", "pipeline, training loader, one thread")
+        readers = {name: r for name, r in readers.items() if name in kept or "workers" in name}
     rates: dict[str, list[float]] = {name: [] for name in readers}
     cpu_rates: dict[str, list[float]] = {name: [] for name in readers}
     for repeat in range(args.repeats):
@@ -305,6 +313,26 @@ def main() -> None:
     median = {name: statistics.median(values) for name, values in rates.items()}
     cpu_median = {name: statistics.median(values) for name, values in cpu_rates.items()}
 
+    memory = None if args.workers_only else memory_probe_subprocess(args)
+    results = {
+        "events": args.events,
+        "file_mib": path.stat().st_size / 2**20,
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "decompression_threads": pool_threads,
+        "events_per_second": median,
+        "events_per_cpu_second": cpu_median,
+        "all_rates": rates,
+        "ratios": ratios(median, cpu_median, rates),
+        "memory": memory,
+    }
+    if args.output:
+        args.output.write_text(json.dumps(results, indent=2))
+    print_report(results)
+
+
+def memory_probe_subprocess(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the memory probe in a fresh process, so that earlier readers leave no memory."""
     probe = subprocess.run(
         [
             sys.executable,
@@ -320,55 +348,72 @@ def main() -> None:
         capture_output=True,
         text=True,
     )
-    memory = json.loads(probe.stdout)
+    return dict(json.loads(probe.stdout))
 
-    raw = median["raw uproot.iterate"]
-    training = median["pipeline, training loader"]
-    one_process = median["pipeline, training loader, one thread"]
-    two_workers = median["pipeline, training loader, 2 workers"]
-    results = {
-        "events": args.events,
-        "file_mib": path.stat().st_size / 2**20,
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "decompression_threads": pool_threads,
-        "events_per_second": median,
-        "events_per_cpu_second": cpu_median,
-        "all_rates": rates,
-        "ratios": {
-            "naive padding / raw": median["naive padding"] / raw,
-            "pad_objects / raw": median["pad_objects"] / raw,
-            "pipeline training / raw": training / raw,
-            "pipeline training / raw with the decompression pool": training
-            / median["raw uproot.iterate, decompression pool"],
-            "pipeline training without the pool / raw": median[
-                "pipeline, training loader, no decompression pool"
-            ]
-            / raw,
-            "pipeline training on one thread / raw": one_process / raw,
-            "pipeline predict / raw": median["pipeline, predict loader"] / raw,
-            "2 workers / 1 process on one thread": two_workers / one_process,
-            "2 workers / 1 process with its defaults": two_workers / training,
-            "2 workers / 1 worker": two_workers / median["pipeline, training loader, 1 workers"],
-            "events per CPU-second: pipeline on one thread / raw": cpu_median[
-                "pipeline, training loader, one thread"
-            ]
-            / cpu_median["raw uproot.iterate"],
-            # An estimate, not a measurement: two workers on two idle cores run at most at
-            # 2 / (CPU seconds per event of workers and main process together).
-            "estimated 2 workers on 2 idle cores / 1 process on one thread": 2
-            * cpu_median["pipeline, training loader, 2 workers"]
-            / cpu_median["pipeline, training loader, one thread"],
-        },
-        "memory": memory,
-    }
-    if has_weaver:
-        results["ratios"]["pipeline / weaver-core"] = (
-            training / median["weaver-core SimpleIterDataset"]
-        )
-    if args.output:
-        args.output.write_text(json.dumps(results, indent=2))
-    print_report(results)
+
+# (figure, numerator, denominator) of the rates, for the readers that ran.
+RATIOS = (
+    ("naive padding / raw", "naive padding", "raw uproot.iterate"),
+    ("pad_objects / raw", "pad_objects", "raw uproot.iterate"),
+    ("pipeline training / raw", "pipeline, training loader", "raw uproot.iterate"),
+    (
+        "pipeline training / raw with the decompression pool",
+        "pipeline, training loader",
+        "raw uproot.iterate, decompression pool",
+    ),
+    (
+        "pipeline training without the pool / raw",
+        "pipeline, training loader, no decompression pool",
+        "raw uproot.iterate",
+    ),
+    (
+        "pipeline training on one thread / raw",
+        "pipeline, training loader, one thread",
+        "raw uproot.iterate",
+    ),
+    ("pipeline predict / raw", "pipeline, predict loader", "raw uproot.iterate"),
+    (
+        "2 workers / 1 process on one thread",
+        "pipeline, training loader, 2 workers",
+        "pipeline, training loader, one thread",
+    ),
+    (
+        "2 workers / 1 process with its defaults",
+        "pipeline, training loader, 2 workers",
+        "pipeline, training loader",
+    ),
+    (
+        "2 workers / 1 worker",
+        "pipeline, training loader, 2 workers",
+        "pipeline, training loader, 1 workers",
+    ),
+    ("pipeline / weaver-core", "pipeline, training loader", "weaver-core SimpleIterDataset"),
+)
+
+
+def ratios(
+    median: dict[str, float], cpu_median: dict[str, float], rates: dict[str, list[float]]
+) -> dict[str, float]:
+    """Return the figures of the readers that ran: ratios of median rates, the median of the
+    per-repeat ratios of the worker figures, and CPU-time figures."""
+    figures = {}
+    for figure, numerator, denominator in RATIOS:
+        if numerator in median and denominator in median:
+            figures[figure] = median[numerator] / median[denominator]
+            if "workers" in figure:
+                pairs = zip(rates[numerator], rates[denominator], strict=True)
+                per_repeat = statistics.median(a / b for a, b in pairs)
+                figures[f"{figure}, median of the per-repeat ratios"] = per_repeat
+    one_thread = "pipeline, training loader, one thread"
+    figures["events per CPU-second: pipeline on one thread / raw"] = (
+        cpu_median[one_thread] / cpu_median["raw uproot.iterate"]
+    )
+    # An estimate, not a measurement: two workers on two idle cores run at most at
+    # 2 / (CPU seconds per event of workers and main process together).
+    figures["estimated 2 workers on 2 idle cores / 1 process on one thread"] = (
+        2 * cpu_median["pipeline, training loader, 2 workers"] / cpu_median[one_thread]
+    )
+    return figures
 
 
 def print_report(results: dict[str, Any]) -> None:
@@ -380,6 +425,8 @@ def print_report(results: dict[str, Any]) -> None:
         print(line)  # noqa: T201
     for name, ratio in results["ratios"].items():
         print(f"{name:60s} {ratio:6.2f}")  # noqa: T201
+    if results["memory"] is None:
+        return
     for epoch, rss in enumerate(results["memory"]["rss_mib_per_epoch"]):
         summary = f"min {min(rss):.0f}, max {max(rss):.0f}, end {rss[-1]:.0f}"
         print(f"resident memory in epoch {epoch}, MiB: {summary}")  # noqa: T201

@@ -246,7 +246,13 @@ class RootDataModule(L.LightningDataModule):
             raise ValueError(msg)
 
     def _streaming_dataset(
-        self, files: list[TreeFile], split: str, *, shuffle: bool, ordered: bool
+        self,
+        files: list[TreeFile],
+        split: str,
+        *,
+        shuffle: bool,
+        ordered: bool,
+        n_workers: int = 0,
     ) -> StreamingDataset:
         return StreamingDataset(
             self._builder,
@@ -256,13 +262,16 @@ class RootDataModule(L.LightningDataModule):
             self.batch_size,
             shuffle=shuffle,
             ordered=ordered,
+            n_workers=n_workers,
         )
 
     def _loader(self, split: str, *, shuffle: bool, ordered: bool = False) -> DataLoader[Any]:
         self._check_split(split)
         num_workers = 0 if ordered else self.num_workers
         if self.config.loading.mode == "stream":
-            dataset = self._streaming_dataset(self._files, split, shuffle=shuffle, ordered=ordered)
+            dataset = self._streaming_dataset(
+                self._files, split, shuffle=shuffle, ordered=ordered, n_workers=num_workers
+            )
             return BatchLoader(
                 dataset,
                 batch_size=None,

@@ -2,10 +2,11 @@
 
 Datasets build whole batches of NumPy arrays; :class:`BatchLoader` turns them into tensors in
 the main process. Streaming DataLoader workers instead send many batches per message as
-:class:`PackedBatches`, with all arrays in one shared-memory buffer. Handing over a tensor in
-shared memory costs about 0.6 ms whatever its size, plus about 0.6 ns per byte to allocate and
-first write its pages. Pickling groups of 16 batches through the pipe cost about 1.7 ns per
-byte, most of it per array. (Measured with torch 2.13 on a two-core Linux virtual machine.)
+:class:`PackedBatches`, with all arrays in one shared-memory buffer that the worker fills again
+once the main process has freed every batch in it (see :mod:`.worker_buffers`). Handing over
+a tensor in shared memory costs about 0.6 ms whatever its size. Pickling groups of 16 batches
+through the pipe cost about 1.7 ns per byte, most of it per array. (Measured with torch 2.13
+on a two-core Linux virtual machine.)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .event_block import EventBlock
 from .preprocessing import Preprocessor
+from .worker_buffers import WorkerBuffers, shared_bytes
 
 ArrayBatch = dict[str, np.ndarray]
 Batch = dict[str, torch.Tensor]
@@ -123,24 +125,36 @@ class PackedBatches:
     their arrays packed into one byte tensor.
 
     ``fields`` holds, per key, the dtype, the shape and the byte offset of its array. A
-    DataLoader worker sends one such message for many batches: torch moves the buffer into
-    shared memory once, and the main process views the arrays in it without a copy.
+    DataLoader worker sends one such message for many batches in a shared-memory buffer, and
+    the main process views the arrays in it without a copy. ``slot``
+    is the buffer's place among the worker's reusable buffers (:class:`WorkerBuffers`), or
+    -1 for a buffer used once.
     """
 
     buffer: torch.Tensor  # uint8 (n_bytes,)
     fields: list[tuple[str, torch.dtype, tuple[int, ...], int]]
     batch_size: int
+    slot: int = -1
 
     @classmethod
-    def pack(cls, arrays: ArrayBatch, batch_size: int) -> PackedBatches:
-        """Copy ``arrays`` (aligned along their first axis) into one shared-memory buffer."""
+    def pack(
+        cls,
+        arrays: ArrayBatch,
+        batch_size: int,
+        buffers: WorkerBuffers | None = None,
+        worker_id: int = 0,
+    ) -> PackedBatches:
+        """Copy ``arrays`` (aligned along their first axis) into one shared-memory buffer,
+        taken from ``buffers`` when given."""
         offsets = []
         size = 0
         for value in arrays.values():
             offsets.append(size)
             size += -(-value.nbytes // ALIGNMENT) * ALIGNMENT
-        buffer = torch.empty(size, dtype=torch.uint8)
-        buffer.untyped_storage().share_memory_()
+        if buffers is None:
+            slot, buffer = -1, shared_bytes(size)
+        else:
+            slot, buffer = buffers.acquire(worker_id, size)
         memory = buffer.numpy()
         fields = []
         for (name, value), offset in zip(arrays.items(), offsets, strict=True):
@@ -148,7 +162,7 @@ class PackedBatches:
             target[...] = value
             dtype = torch.from_numpy(target[:0]).dtype
             fields.append((name, dtype, value.shape, offset))
-        return cls(buffer, fields, batch_size)
+        return cls(buffer, fields, batch_size, slot)
 
     def tensors(self) -> Batch:
         """Return all samples as tensors that view the buffer."""
@@ -198,11 +212,17 @@ class BatchLoader(DataLoader[Any]):
         return self._tensors(super().__iter__())
 
     def _tensors(self, items: Iterator[ArrayBatch | PackedBatches]) -> Iterator[Batch]:
+        buffers = getattr(self.dataset, "worker_buffers", None)
         for item in items:
             if isinstance(item, PackedBatches):
                 # Streaming workers send many batches per message.
                 if self.pin_batches:
+                    # Pinning copies the buffer, so the worker may reuse it at once.
                     item.buffer = item.buffer.pin_memory()
+                    if buffers is not None and item.slot >= 0:
+                        buffers.release(item.slot)
+                elif buffers is not None:
+                    item.buffer = buffers.adopt(item.buffer, item.slot)
                 yield from item.batches()
                 continue
             tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in item.items()}

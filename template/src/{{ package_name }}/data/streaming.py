@@ -30,12 +30,14 @@ from .event_block import EventBlock
 from .reading import decompression_pool, iterate_arrays
 from .shuffling import ShuffleBuffer
 from .sources import TreeFile, open_tree
+from .worker_buffers import WorkerBuffers
 
 log = logging.getLogger(__name__)
 
 MAX_OPEN_FILES = 8
-# Upper bound on the bytes of one message from a DataLoader worker (at least one batch).
-MESSAGE_BYTES = 32 * 2**20
+# Upper bound on the bytes of one message from a DataLoader worker (at least one batch). Each
+# worker keeps a few buffers of this size in shared memory.
+MESSAGE_BYTES = 8 * 2**20
 
 T = TypeVar("T")
 
@@ -55,7 +57,8 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
     Otherwise ``index`` is the dataset-wide entry id of the event, unique per event, because a
     worker cannot know the rows that other workers produce. ``rank`` and ``world_size`` default
     to those of torch.distributed. With more than one rank, every rank yields the same
-    number of samples, and so of batches, per epoch (see the module notes).
+    number of samples, and so of batches, per epoch (see the module notes). ``n_workers`` is
+    the number of DataLoader workers that will read it, for their reusable buffers.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
         keep_observers: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
+        n_workers: int = 0,
     ) -> None:
         super().__init__()
         loading = builder.config.loading
@@ -86,6 +90,7 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
         self.shuffle_buffer = loading.shuffle_buffer if self.shuffle else 0
         self.rank = rank
         self.world_size = world_size
+        self.worker_buffers = WorkerBuffers(n_workers) if n_workers > 0 else None
         self.epoch = 0
         self._passes = 0
         self._piece_samples: dict[Piece, int] | None = None
@@ -224,23 +229,24 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
         if self.shuffle:
             rng = np.random.default_rng([self.loading.seed, epoch, shard])
         buffer = ShuffleBuffer(self.batch_size, self.shuffle_buffer, rng)
-        in_worker = get_worker_info() is not None
+        worker = get_worker_info()
         row = 0
         for run in self._runs(buffer, epoch):
             arrays = self._assemble(run, row)
             row += len(run)
-            if not in_worker:
+            if worker is None:
                 for start in range(0, len(run), self.batch_size):
                     stop = start + self.batch_size
                     yield {name: value[start:stop] for name, value in arrays.items()}
                 continue
             # A worker sends many batches per message in one shared-memory buffer: each
-            # message and each tensor handed over costs far more than the bytes in it.
+            # message and each tensor handed over costs far more than the bytes in it, and a
+            # fresh buffer costs more than filling one used before.
             bytes_per_batch = self.batch_size * sum(v.nbytes for v in arrays.values()) / len(run)
             step = self.batch_size * max(1, int(MESSAGE_BYTES // bytes_per_batch))
             for start in range(0, len(run), step):
                 part = {name: value[start : start + step] for name, value in arrays.items()}
-                yield PackedBatches.pack(part, self.batch_size)
+                yield PackedBatches.pack(part, self.batch_size, self.worker_buffers, worker.id)
 
     def _runs(self, buffer: ShuffleBuffer, epoch: int) -> Iterator[EventBlock]:
         """Yield the samples in runs of whole batches (the last run may end with a short one),
