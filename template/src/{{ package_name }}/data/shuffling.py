@@ -102,7 +102,20 @@ class ShuffleBuffer:
     def _gather(
         self, positions: np.ndarray, part_of: np.ndarray, offsets: np.ndarray
     ) -> EventBlock:
-        return self._take(self._select(positions, part_of, offsets))
+        """Return the samples at ``positions`` over all pending samples, in that order, so
+        that every batch mixes the parts (for example the new chunk and the samples held back
+        from earlier ones)."""
+        if self.rng is None or len(self.parts) == 1:
+            # Without shuffling, the positions run through the parts in order.
+            return self._take(self._select(positions, part_of, offsets))
+        selected = []
+        destinations = []
+        for index, (block, rows) in enumerate(self.parts):
+            where = np.flatnonzero(part_of == index)
+            if len(where):
+                selected.append((block, rows[positions[where] - offsets[index]]))
+                destinations.append(where)
+        return EventBlock.gather(selected, destinations)
 
     @staticmethod
     def _take(selected: list[tuple[EventBlock, np.ndarray]]) -> EventBlock:
