@@ -166,6 +166,31 @@ def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
     raise DataError(msg)
 
 
+# Python types of the scalar fields that _check_scalars checks, by their annotation.
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+}
+
+
+def _check_scalars(config: Any, where: str) -> None:
+    """Raise DataError for a field of the dataclass ``config`` annotated int, float, bool or
+    str whose value has another type (a bool is not taken for a number)."""
+    for config_field in dataclasses.fields(config):
+        type_name = str(config_field.type)
+        expected = _SCALAR_TYPES.get(type_name)
+        if expected is None:
+            continue
+        value = getattr(config, config_field.name)
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, expected) or (is_bool and type_name != "bool"):
+            article = "an" if type_name == "int" else "a"
+            msg = f"{where}.{config_field.name} is {value!r}; it must be {article} {type_name}"
+            raise DataError(msg)
+
+
 def _choice(value: str, choices: Sequence[str], where: str) -> str:
     if value not in choices:
         msg = f"{where} is {value!r}; valid values: {', '.join(choices)}"
@@ -224,6 +249,7 @@ def _parse_objects(values: Mapping[str, Any] | None) -> ObjectsConfig | None:
 def _parse_split(values: Mapping[str, Any]) -> SplitConfig:
     _check_keys(SplitConfig, values, "data.split")
     split = SplitConfig(**values)
+    _check_scalars(split, "data.split")
     _choice(split.method, SPLIT_METHODS, "data.split.method")
     if split.method == "random":
         fractions = (split.val_fraction, split.test_fraction)
@@ -286,6 +312,7 @@ def _parse_preprocessing(values: Mapping[str, Any]) -> PreprocessingConfig:
 def _parse_loading(values: Mapping[str, Any]) -> LoadingConfig:
     _check_keys(LoadingConfig, values, "data.loading")
     loading = LoadingConfig(**values)
+    _check_scalars(loading, "data.loading")
     _choice(loading.mode, LOADING_MODES, "data.loading.mode")
     if loading.chunk_size < 1 or loading.files_per_chunk < 1 or loading.shuffle_buffer < 0:
         msg = (

@@ -71,7 +71,7 @@ class WorkerBuffers:
         array = buffer.numpy().view()
         weakref.finalize(array, self.release, slot)
         # The tensor's storage holds the array until the storage is freed.
-        return torch.frombuffer(array, dtype=torch.uint8)  # type: ignore[call-overload]
+        return torch.frombuffer(array, dtype=torch.uint8)
 
     def release(self, slot: int) -> None:
         """Hand the buffer of ``slot`` back to its worker."""
