@@ -163,12 +163,17 @@ def read_all(
     return EventBlock.concatenate(blocks), reports
 
 
+def log_dropped(tree_file: TreeFile, dropped: dict[str, int]) -> None:
+    """Warn about the samples of ``tree_file`` dropped for NaN or inf, counted per input."""
+    counts = ", ".join(f"{name}: {count}" for name, count in dropped.items())
+    log.warning(
+        "dropped samples with NaN or inf in %s (%s; nan_policy: drop)", tree_file.where, counts
+    )
+
+
 def log_report(tree_file: TreeFile, report: ChunkReport) -> None:
     if report.dropped:
-        counts = ", ".join(f"{name}: {count}" for name, count in report.dropped.items())
-        log.warning(
-            "dropped samples with NaN or inf in %s (%s; nan_policy: drop)", tree_file.where, counts
-        )
+        log_dropped(tree_file, report.dropped)
     if report.selected == 0:
         log.warning("no sample of %s passes the selection", tree_file.where)
 

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .blocks import BlockBuilder
+from .blocks import BlockBuilder, ChunkReport
 from .chunking import Piece, plan_chunks
 from .datasets import ArrayBatch, BatchAssembler, PackedBatches
 from .event_block import EventBlock
-from .reading import decompression_pool, iterate_arrays
+from .reading import decompression_pool, iterate_arrays, log_dropped
 from .shuffling import ShuffleBuffer
 from .sources import TreeFile, open_tree
 from .worker_buffers import WorkerBuffers
@@ -94,6 +94,9 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
         self.epoch = 0
         self._passes = 0
         self._piece_samples: dict[Piece, int] | None = None
+        # Samples dropped for NaN or inf (nan_policy: drop), per file, logged after one pass.
+        self._dropped: dict[TreeFile, ChunkReport] = {}
+        self._dropped_logged = False
 
     def _ranks(self) -> tuple[int, int]:
         rank, world_size = distributed_shard()
@@ -164,6 +167,7 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
         the workers themselves already keep the cores busy.
         """
         plan = self.chunks(self.epoch if epoch is None else epoch)
+        self._dropped = {}
         reader = self._read_chunks([pieces for pieces, _ in plan])
         read_ahead = self.loading.read_ahead and get_worker_info() is None
         chunks = prefetched(reader) if read_ahead else reader
@@ -172,6 +176,11 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
                 continue
             block = parts[0] if len(parts) == 1 else EventBlock.concatenate(parts)
             yield block if rows is None else block.take(rows)
+        if self._dropped and not self._dropped_logged:
+            # Once per process: every epoch drops the same samples.
+            self._dropped_logged = True
+            for tree_file, report in self._dropped.items():
+                log_dropped(tree_file, report.dropped)
 
     def _piece_blocks(
         self, chunks: Iterator[list[tuple[TreeFile, int, dict[str, Any]]]], preprocess: bool = False
@@ -182,7 +191,9 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
         for pieces in chunks:
             parts = []
             for tree_file, first, arrays in pieces:
-                block, _ = self.builder.build(tree_file, arrays, first, object_transform)
+                block, report = self.builder.build(tree_file, arrays, first, object_transform)
+                if report.dropped and not self._dropped_logged:
+                    self._dropped.setdefault(tree_file, ChunkReport()).add(report)
                 if preprocess:
                     block = assembler.transform(block, objects_done=True)
                 rows = np.flatnonzero(block.split == self.split_code)
