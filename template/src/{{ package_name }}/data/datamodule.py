@@ -80,8 +80,14 @@ class RootDataModule(L.LightningDataModule):
             nan_policy=nan_policy,
             loading=_plain(loading),
         )
-        if batch_size < 1:
-            msg = f"data.batch_size is {batch_size}; it must be a positive number of samples"
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            msg = f"data.batch_size is {batch_size!r}; it must be a positive number of samples"
+            raise DataError(msg)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            msg = (
+                f"data.num_workers is {num_workers!r}; use 0 to read in the main process or a "
+                "positive number of DataLoader worker processes"
+            )
             raise DataError(msg)
         self.batch_size = batch_size
         self.num_workers = num_workers
