@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import torch
@@ -38,6 +42,16 @@ def run_reporting_errors(command: Callable[[DictConfig], Any], cfg: DictConfig) 
     and the fix; a traceback through Lightning would only bury them. The traceback is still
     logged at DEBUG level (``hydra.verbose=true``).
     """
+    with _interrupt_recorder() as interrupted:
+        _run_reporting_errors(command, cfg)
+    if interrupted:
+        # Python drops a KeyboardInterrupt that lands in an object's __del__, so the run may
+        # have gone on to the end; a shell loop around the command should still stop.
+        log.error("interrupted by Ctrl-C; the outputs of this run may be incomplete")
+        raise SystemExit(130)
+
+
+def _run_reporting_errors(command: Callable[[DictConfig], Any], cfg: DictConfig) -> None:
     try:
         command(cfg)
     except (DataError, ConfigurationError) as error:
@@ -51,3 +65,23 @@ def run_reporting_errors(command: Callable[[DictConfig], Any], cfg: DictConfig) 
         log.debug("Traceback of the error below", exc_info=True)
         log.error("%s", error.__cause__)
         raise SystemExit(1) from None
+
+
+@contextmanager
+def _interrupt_recorder() -> Iterator[list[int]]:
+    """Record SIGINT (Ctrl-C) while the block runs, in the list it yields. The default
+    handler still raises KeyboardInterrupt. Signal handlers exist only in the main thread."""
+    received: list[int] = []
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -26,6 +26,11 @@ from .streaming import StreamingDataset
 log = logging.getLogger(__name__)
 
 
+def _is_count(value: object, minimum: int) -> bool:
+    """Return whether ``value`` is an int (not a bool) of at least ``minimum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, DictConfig | ListConfig):
         return OmegaConf.to_container(value, resolve=True)
@@ -80,10 +85,10 @@ class RootDataModule(L.LightningDataModule):
             nan_policy=nan_policy,
             loading=_plain(loading),
         )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        if not _is_count(batch_size, minimum=1):
             msg = f"data.batch_size is {batch_size!r}; it must be a positive number of samples"
             raise DataError(msg)
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        if not _is_count(num_workers, minimum=0):
             msg = (
                 f"data.num_workers is {num_workers!r}; use 0 to read in the main process or a "
                 "positive number of DataLoader worker processes"
