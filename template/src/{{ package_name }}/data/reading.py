@@ -45,7 +45,7 @@ class ReadProgress:
 
     def finish(self, kept: int) -> None:
         elapsed = time.monotonic() - self.start
-        log.info("read %d entries in %.1f s, kept %d samples", self.done, elapsed, kept)
+        log.info("read %d entries in %.2f s, kept %d samples", self.done, elapsed, kept)
 
 
 @contextmanager
