@@ -82,7 +82,9 @@ def pad_objects(
     if transform is not None:
         kept_values = transform(kept_values)
 
-    objects = np.full((n_events * max_length, len(columns)), pad_value, dtype=dtype)
+    shape = (n_events * max_length, len(columns))
+    # np.zeros gets zeroed pages from the allocator and skips the pass that np.full makes.
+    objects = np.zeros(shape, dtype) if pad_value == 0 else np.full(shape, pad_value, dtype)
     for channel, values in enumerate(kept_values):
         objects[target, channel] = values
     mask = np.arange(max_length) < kept[:, None]
