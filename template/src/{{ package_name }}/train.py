@@ -11,6 +11,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch import Trainer
@@ -22,7 +23,7 @@ from .data.datamodule import RootDataModule
 from .notices import hide_library_notices
 from .predictions import evaluate_split
 from .trackers import finalize_loggers, instantiate_group, log_run_config
-from .user_errors import check_accelerator, run_reporting_errors
+from .user_errors import ConfigurationError, check_accelerator, run_reporting_errors
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ``cfg.evaluate`` is set, those of the evaluation (``auc``, ``resolution``, ...).
     """
     OmegaConf.resolve(cfg)
+    if cfg.get("ckpt_path"):
+        check_resume(Path(cfg.ckpt_path), cfg.trainer.get("max_epochs"))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_run_config(cfg, output_dir)
@@ -80,6 +83,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         finalize_loggers(loggers, failed=failed)
     return metrics
+
+
+def check_resume(ckpt_path: Path, max_epochs: int | None) -> None:
+    """Raise ConfigurationError when ``ckpt_path`` is missing or has already trained
+    ``max_epochs`` epochs, so that resuming it would train nothing."""
+    if not ckpt_path.is_file():
+        msg = f"checkpoint {ckpt_path} does not exist; check ckpt_path"
+        raise ConfigurationError(msg)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    finished = int(checkpoint.get("epoch", -1)) + 1
+    if max_epochs is not None and max_epochs >= 0 and finished >= max_epochs:
+        msg = (
+            f"checkpoint {ckpt_path} has already trained {finished} epochs and "
+            f"trainer.max_epochs is {max_epochs}; raise trainer.max_epochs to train further"
+        )
+        raise ConfigurationError(msg)
 
 
 def _write_sidecar(trainer: Trainer, datamodule: RootDataModule, output_dir: Path) -> str | None:
