@@ -300,8 +300,12 @@ def main() -> None:
         readers[f"pipeline, training loader, {workers} workers"] = partial(count_batches, loader)
     module.num_workers = 0
     if args.workers_only:
-        kept = ("raw uproot.iterate", "pipeline, training loader, one thread")
-        readers = {name: r for name, r in readers.items() if name in kept or "workers" in name}
+        baselines = ("raw uproot.iterate", "pipeline, training loader, one thread")
+        readers = {
+            name: reader
+            for name, reader in readers.items()
+            if name in baselines or "workers" in name
+        }
     rates: dict[str, list[float]] = {name: [] for name in readers}
     cpu_rates: dict[str, list[float]] = {name: [] for name in readers}
     for repeat in range(args.repeats):

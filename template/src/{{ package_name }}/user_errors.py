@@ -45,8 +45,8 @@ def run_reporting_errors(command: Callable[[DictConfig], Any], cfg: DictConfig) 
     with _interrupt_recorder() as interrupted:
         _run_reporting_errors(command, cfg)
     if interrupted:
-        # Python drops a KeyboardInterrupt that lands in an object's __del__, so the run may
-        # have gone on to the end; a shell loop around the command should still stop.
+        # Python drops a KeyboardInterrupt raised inside an object's __del__, so the run may
+        # have gone on to the end. A shell loop around the command should still stop.
         log.error("interrupted by Ctrl-C; the outputs of this run may be incomplete")
         raise SystemExit(130)
 

@@ -88,7 +88,7 @@ class EventBlock:
                 if out.size == 0:
                     return out  # no bytes to copy, as for features of width 0
                 # Rows as opaque items: np.put of whole rows is about a third faster than
-                # fancy assignment into a 3-D array.
+                # fancy assignment into a 3-D array. out is C-contiguous, so out_rows views it.
                 out_rows = _as_rows(out)
                 for (block, rows), where in zip(selected, destinations, strict=True):
                     np.put(out_rows, where, np.take(_as_rows(get(block)), rows))

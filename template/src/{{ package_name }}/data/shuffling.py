@@ -92,12 +92,7 @@ class ShuffleBuffer:
         if len(self.parts) == 1:
             block, rows = self.parts[0]
             return [(block, rows[positions])] if len(positions) else []
-        selected = []
-        for index, (block, rows) in enumerate(self.parts):
-            chosen = rows[positions[part_of == index] - offsets[index]]
-            if len(chosen):
-                selected.append((block, chosen))
-        return selected
+        return [(block, rows) for block, rows, _ in self._by_part(positions, part_of, offsets)]
 
     def _gather(
         self, positions: np.ndarray, part_of: np.ndarray, offsets: np.ndarray
@@ -108,14 +103,21 @@ class ShuffleBuffer:
         if self.rng is None or len(self.parts) == 1:
             # Without shuffling, the positions run through the parts in order.
             return self._take(self._select(positions, part_of, offsets))
-        selected = []
-        destinations = []
+        by_part = self._by_part(positions, part_of, offsets)
+        selected = [(block, rows) for block, rows, _ in by_part]
+        return EventBlock.gather(selected, [where for _, _, where in by_part])
+
+    def _by_part(
+        self, positions: np.ndarray, part_of: np.ndarray, offsets: np.ndarray
+    ) -> list[tuple[EventBlock, np.ndarray, np.ndarray]]:
+        """Return, per part that ``positions`` reach, its block, the rows of the block and
+        the places of those rows in ``positions``."""
+        by_part = []
         for index, (block, rows) in enumerate(self.parts):
             where = np.flatnonzero(part_of == index)
             if len(where):
-                selected.append((block, rows[positions[where] - offsets[index]]))
-                destinations.append(where)
-        return EventBlock.gather(selected, destinations)
+                by_part.append((block, rows[positions[where] - offsets[index]], where))
+        return by_part
 
     @staticmethod
     def _take(selected: list[tuple[EventBlock, np.ndarray]]) -> EventBlock:

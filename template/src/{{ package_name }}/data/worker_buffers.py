@@ -2,10 +2,10 @@
 
 A worker sends its batches to the main process in a byte buffer in shared memory (see
 ``PackedBatches`` in :mod:`.datasets`). A fresh buffer for every message costs about as much
-as the rest of the worker's work on its samples: allocating shared memory and faulting in its
-pages took about 22 ms per 32 MiB, against 1.4 ms to fill a buffer used before (torch 2.13,
-two-core Linux virtual machine). So every worker keeps a few buffers, and the main process
-hands a buffer back once the last batch tensor that views it has been freed.
+as the rest of the worker's work on its samples. Allocating 32 MiB of shared memory and
+faulting in its pages took about 22 ms, against 1.4 ms to fill a buffer used before (torch
+2.13, two-core Linux virtual machine). So every worker keeps a few buffers, and the main
+process hands a buffer back once the last batch tensor that views it has been freed.
 
 Whether a buffer is in use is kept in an array of flags in shared memory, created in the main
 process before the workers start. Both sides change or read a flag under the array's lock,
@@ -70,7 +70,7 @@ class WorkerBuffers:
             return buffer
         array = buffer.numpy().view()
         weakref.finalize(array, self.release, slot)
-        # The tensor's storage holds the array until the storage is freed.
+        # The tensor's storage keeps a reference to the array until the storage is freed.
         return torch.frombuffer(array, dtype=torch.uint8)
 
     def release(self, slot: int) -> None:
