@@ -85,8 +85,14 @@ def pad_objects(
     shape = (n_events * max_length, len(columns))
     # np.zeros gets zeroed pages from the allocator and skips the pass that np.full makes.
     objects = np.zeros(shape, dtype) if pad_value == 0 else np.full(shape, pad_value, dtype)
-    for channel, values in enumerate(kept_values):
-        objects[target, channel] = values
+    if kept_values:
+        # One scatter of whole rows, each an opaque item of all channels, is about a third
+        # faster than one scatter per channel into the strided columns.
+        rows = np.empty((total, len(columns)), dtype)
+        for channel, values in enumerate(kept_values):
+            rows[:, channel] = values
+        row_item = np.dtype((np.void, objects.itemsize * len(columns)))
+        np.put(objects.view(row_item).ravel(), target, rows.view(row_item).ravel())
     mask = np.arange(max_length) < kept[:, None]
     return objects.reshape(n_events, max_length, len(columns)), mask
 
