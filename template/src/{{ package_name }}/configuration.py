@@ -82,15 +82,27 @@ def new_run_id() -> str:
             return run_id
 
 
+def tracker_run_name(job_name: str, run_id: str, output_dir: str) -> str:
+    """Return the name of a run for an experiment tracker: the job and the run id, and in a
+    multirun the job number too (the name of its folder), since all jobs of a multirun share
+    the run id of their sweep; e.g. train-2025-01-31_14-05-09_4242_9f3c1a-3."""
+    name = f"{job_name}-{run_id}"
+    folder = Path(output_dir).name
+    return name if folder == run_id else f"{name}-{folder}"
+
+
 def register_resolvers() -> None:
-    """Register ``len``, ``n_logits`` and ``run_id`` with OmegaConf (again is harmless).
+    """Register ``len``, ``n_logits``, ``run_id`` and ``tracker_run_name`` with OmegaConf
+    (again is harmless).
 
     ``run_id`` is cached per config object, so every interpolation of it within one
-    configuration names the same run. Each newly composed configuration gets a new one.
+    configuration names the same run. Each newly composed configuration gets a new one,
+    except the jobs of a multirun, which Hydra gives the cached values of their sweep.
     """
     OmegaConf.register_new_resolver("len", count_items, replace=True)
     OmegaConf.register_new_resolver("n_logits", count_logits, replace=True)
     OmegaConf.register_new_resolver("run_id", new_run_id, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("tracker_run_name", tracker_run_name, replace=True)
 
 
 def save_run_config(cfg: DictConfig, run_dir: Path) -> Path:
