@@ -87,6 +87,6 @@ def write_predictions(
         for name, names_of_codes in labels.items():
             file[f"{name}{LABELS_SUFFIX}"] = json.dumps(names_of_codes)
     log.info(
-        "Wrote %d events with branches %s to %s:%s", n_events, ", ".join(branches), path, tree_name
+        "Wrote %d samples with branches %s to %s:%s", n_events, ", ".join(branches), path, tree_name
     )
     return list(branches)
