@@ -163,11 +163,16 @@ def read_all(
     return EventBlock.concatenate(blocks), reports
 
 
-def log_dropped(tree_file: TreeFile, dropped: dict[str, int]) -> None:
-    """Warn about the samples of ``tree_file`` dropped for NaN or inf, counted per input."""
+def log_dropped(tree_file: TreeFile, dropped: dict[str, int], worker: int | None = None) -> None:
+    """Warn about the samples of ``tree_file`` dropped for NaN or inf, counted per input;
+    in DataLoader worker ``worker``, counted in the chunks that this worker read."""
     counts = ", ".join(f"{name}: {count}" for name, count in dropped.items())
+    scope = "" if worker is None else f" in the chunks read by DataLoader worker {worker}"
     log.warning(
-        "dropped samples with NaN or inf in %s (%s; nan_policy: drop)", tree_file.where, counts
+        "dropped samples with NaN or inf in %s%s (%s; nan_policy: drop)",
+        tree_file.where,
+        scope,
+        counts,
     )
 
 

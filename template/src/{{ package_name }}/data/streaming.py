@@ -179,8 +179,9 @@ class StreamingDataset(IterableDataset[ArrayBatch | PackedBatches]):
         if self._dropped and not self._dropped_logged:
             # Once per process: every epoch drops the same samples.
             self._dropped_logged = True
+            worker = get_worker_info()
             for tree_file, report in self._dropped.items():
-                log_dropped(tree_file, report.dropped)
+                log_dropped(tree_file, report.dropped, None if worker is None else worker.id)
 
     def _piece_blocks(
         self, chunks: Iterator[list[tuple[TreeFile, int, dict[str, Any]]]], preprocess: bool = False
