@@ -13,6 +13,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
 
 from .data.datamodule import RootDataModule
+from .data.errors import DataError
 from .evaluation import PlotStyle, run_evaluation
 from .tasks.base import SupervisedTask
 
@@ -32,8 +33,11 @@ def predict_split(
         task, dataloaders=datamodule.predict_dataloader(split), return_predictions=True
     )
     if not batches:
-        msg = f"the {split} split has no events to predict; check data.split in the data config"
-        raise RuntimeError(msg)
+        msg = (
+            f"the {split} split has no events to predict; check data.split and data.selection "
+            "in the data config"
+        )
+        raise DataError(msg)
     # One dataloader, so a flat list with one predict_step result per batch.
     outputs = cast(list[dict[str, torch.Tensor]], batches)
     arrays = {key: torch.cat([output[key] for output in outputs]).numpy() for key in outputs[0]}

@@ -15,11 +15,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from .configuration import config_dir, save_run_config, warn_outside_project
 from .data.datamodule import RootDataModule
+from .data.errors import DataError
 from .notices import hide_library_notices
 from .predictions import evaluate_split
 from .trackers import finalize_loggers, instantiate_group, log_run_config
@@ -28,6 +29,18 @@ from .user_errors import ConfigurationError, check_accelerator, run_reporting_er
 log = logging.getLogger(__name__)
 
 PREPROCESSING_SIDECAR = "preprocessing.json"
+# Trainer arguments that Lightning takes as integers (or null), checked before a run starts:
+# Lightning itself fails on a wrong type only once training has begun, with a bare assert.
+INTEGER_TRAINER_KEYS = (
+    "max_epochs",
+    "min_epochs",
+    "max_steps",
+    "min_steps",
+    "check_val_every_n_epoch",
+    "log_every_n_steps",
+    "accumulate_grad_batches",
+    "num_sanity_val_steps",
+)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -39,6 +52,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ``cfg.evaluate`` is set, those of the evaluation (``auc``, ``resolution``, ...).
     """
     OmegaConf.resolve(cfg)
+    check_trainer_values(cfg.trainer)
     if cfg.get("ckpt_path"):
         check_resume(Path(cfg.ckpt_path), cfg.trainer.get("max_epochs"))
     output_dir = Path(cfg.paths.output_dir)
@@ -49,9 +63,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    check_splits(datamodule)
     task = instantiate(cfg.task, model=instantiate(cfg.model))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
+    if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
+        # Lightning rejects the monitor without a logger, and it has nothing to write to.
+        log.info("No logger is configured, so the learning-rate monitor is left out")
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
 
     failed = True
     try:
@@ -83,6 +103,43 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         finalize_loggers(loggers, failed=failed)
     return metrics
+
+
+def check_trainer_values(trainer: DictConfig) -> None:
+    """Raise ConfigurationError when a trainer argument of INTEGER_TRAINER_KEYS is not an
+    integer, or ``gradient_clip_val`` is not a number."""
+    for key in INTEGER_TRAINER_KEYS:
+        value = trainer.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            msg = f"trainer.{key} must be an integer, got {value!r}; e.g. trainer.{key}=10"
+            raise ConfigurationError(msg)
+    clip = trainer.get("gradient_clip_val")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float)):
+        msg = f"trainer.gradient_clip_val must be a number or null, got {clip!r}"
+        raise ConfigurationError(msg)
+
+
+def check_splits(datamodule: RootDataModule) -> None:
+    """Raise DataError when the validation or test split is known to be empty: early stopping
+    and the best checkpoint need the validation loss, and the evaluation needs test events.
+
+    A random split with a fraction of 0 is empty in both loading modes. In stream mode the
+    size of a modulo split is known only after reading it, so it is not checked here.
+    """
+    split = datamodule.config.split
+    fractions = {"val": split.val_fraction, "test": split.test_fraction}
+    for name, fraction in fractions.items():
+        if split.method == "random" and fraction <= 0:
+            detail = f"data.split.{name}_fraction is {fraction}"
+            fix = f"set data.split.{name}_fraction above 0"
+        elif datamodule.config.loading.mode == "memory" and datamodule.split_size(name) == 0:
+            detail = f"no selected event falls into it ({split.method} split)"
+            fix = "check the key, k and fold of the split and data.selection"
+        else:
+            continue
+        role = "early stopping and the best checkpoint" if name == "val" else "the evaluation"
+        msg = f"the {name} split is empty: {detail}; it is needed for {role}, so {fix}"
+        raise DataError(msg)
 
 
 def check_resume(ckpt_path: Path, max_epochs: int | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from .errors import DataError, close_matches
 log = logging.getLogger(__name__)
 
 TREE_CLASSES = ("TTree", "ROOT::RNTuple", "ROOT::Experimental::RNTuple")
+# The environment variable that the example data configs on real files take their folder from.
+DATA_DIR_VARIABLE = "HEP_DATA_DIR"
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,13 @@ def expand_files(source: SourceConfig) -> list[str]:
         else:
             matches = [expanded] if Path(expanded).exists() else []
         if not matches:
+            data_dir = os.environ.get(DATA_DIR_VARIABLE)
+            setting = "not set" if data_dir is None else f"set to {data_dir!r}"
             msg = (
                 f"no file matches {pattern!r} (source {source.name!r}, relative paths start "
-                f"at {Path.cwd()}); check the path in data.sources, or for the toy datasets "
-                "run make-toy-data first"
+                f"at {Path.cwd()}); check the path in data.sources. For the toy datasets run "
+                f"make-toy-data first; the example configs on real files read their folder "
+                f"from {DATA_DIR_VARIABLE} ({setting})"
             )
             raise DataError(msg)
         paths.extend(matches)
