@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
+from ..data.errors import DataError
+
 Batch = Mapping[str, Tensor]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler | ReduceLROnPlateau]
@@ -211,6 +213,14 @@ class SupervisedTask(LightningModule, ABC):
 
     def _log_epoch(self, stage: str) -> None:
         sums = self._loss_sums.pop(stage, None)
+        if sums is None and stage in ("val", "test") and not self.trainer.sanity_checking:
+            # A streaming split's size is known only once it has been read, so an empty one
+            # shows here, after a whole pass over it.
+            msg = (
+                f"the {stage} split gave no events in a whole {stage} epoch; check data.split "
+                "(the key, k and fold of a modulo split) and data.selection"
+            )
+            raise DataError(msg)
         metrics = self.compute_metrics(stage)
         if sums is not None:
             # Sum over processes before dividing, so every event counts once with DDP.
