@@ -65,7 +65,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         msg = f"checkpoint {ckpt_path} does not exist; check ckpt_path"
         raise ConfigurationError(msg)
     log.info("Evaluating %s on the %s split", ckpt_path.resolve(), cfg.split)
-    run_cfg = load_run_config(ckpt_path.parent.parent)
+    run_dir = ckpt_path.parent.parent
+    run_cfg = load_run_config(run_dir)
+    data_cfg = _data_config(cfg, run_cfg, run_dir)
 
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     save_run_config(cfg, output_dir)
 
     check_accelerator(cfg.trainer.get("accelerator", "auto"))
-    datamodule = instantiate(run_cfg.data)
+    datamodule = instantiate(data_cfg)
     task = instantiate(run_cfg.task, model=instantiate(run_cfg.model))
     # The checkpoint contains Python containers and tensors only (the preprocessing state is
     # plain JSON-like data), so the restricted unpickler of weights_only loads it.
@@ -112,6 +114,27 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         "Evaluation outputs (metrics.json, plots/, predictions.root): %s", output_dir.resolve()
     )
     return metrics
+
+
+def _data_config(cfg: DictConfig, run_cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """Return the training run's data config with the keys that ``cfg`` sets replaced, e.g.
+    ``+data.loading.mode=stream`` or moved files. Settings of the model or task are rejected,
+    because the weights of the checkpoint fix them."""
+    for group in ("model", "task"):
+        if cfg.get(group) is not None:
+            msg = (
+                f"evaluate takes the {group} from the training run ({run_dir / 'config.yaml'}) "
+                f"and cannot change it; only data settings can be changed, e.g. "
+                "+data.loading.mode=stream"
+            )
+            raise ConfigurationError(msg)
+    if cfg.get("data") is None:
+        return cast(DictConfig, run_cfg.data)
+    log.info(
+        "Data settings that replace those of the training run: %s",
+        OmegaConf.to_container(cfg.data),
+    )
+    return cast(DictConfig, OmegaConf.merge(run_cfg.data, cfg.data))
 
 
 def _plot_style(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig | None:

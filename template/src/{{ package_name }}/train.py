@@ -14,7 +14,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
@@ -77,7 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         log_run_config(loggers, cfg)
         trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        fit(trainer, task, datamodule, cfg.get("ckpt_path"))
         best_checkpoint = _write_sidecar(trainer, datamodule, output_dir)
 
         metrics: dict[str, float] = {}
@@ -103,6 +103,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         finalize_loggers(loggers, failed=failed)
     return metrics
+
+
+def fit(
+    trainer: Trainer, task: LightningModule, datamodule: RootDataModule, ckpt_path: str | None
+) -> None:
+    """Run ``trainer.fit``; raise ConfigurationError when the checkpoint to resume from holds
+    weights of another model or input shape."""
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    except RuntimeError as error:
+        if not ckpt_path or "loading state_dict" not in str(error):
+            raise
+        # torch lists the mismatched parameters on the lines after its first one.
+        details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+        first = details[0] if details else str(error)
+        msg = (
+            f"checkpoint {ckpt_path} does not fit the configured model ({first}); resume with "
+            "the experiment, model and data of the run that wrote it, as in its config.yaml"
+        )
+        raise ConfigurationError(msg) from error
 
 
 def check_trainer_values(trainer: DictConfig) -> None:
