@@ -83,9 +83,11 @@ def new_run_id() -> str:
 
 
 def tracker_run_name(job_name: str, run_id: str, output_dir: str) -> str:
-    """Return the name of a run for an experiment tracker: the job and the run id, and in a
-    multirun the job number too (the name of its folder), since all jobs of a multirun share
-    the run id of their sweep; e.g. train-2025-01-31_14-05-09_4242_9f3c1a-3."""
+    """Return the name of a run for an experiment tracker, such as
+    train-2025-01-31_14-05-09_4242_9f3c1a-3.
+
+    The name joins the job and the run id. In a multirun, all jobs share the run id of their
+    sweep, so the name ends with the job number (the name of the job's folder)."""
     name = f"{job_name}-{run_id}"
     folder = Path(output_dir).name
     return name if folder == run_id else f"{name}-{folder}"

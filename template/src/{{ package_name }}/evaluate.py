@@ -117,9 +117,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 def _data_config(cfg: DictConfig, run_cfg: DictConfig, run_dir: Path) -> DictConfig:
-    """Return the training run's data config with the keys that ``cfg`` sets replaced, e.g.
-    ``+data.loading.mode=stream`` or moved files. Settings of the model or task are rejected,
-    because the weights of the checkpoint fix them."""
+    """Return the training run's data config with the keys that ``cfg`` sets replaced, such
+    as ``+data.loading.mode=stream`` or the paths of moved files.
+
+    Settings of the model or task raise ConfigurationError, because the checkpoint's weights
+    fix them."""
     for group in ("model", "task"):
         if cfg.get(group) is not None:
             msg = (

@@ -29,8 +29,8 @@ from .user_errors import ConfigurationError, check_accelerator, run_reporting_er
 log = logging.getLogger(__name__)
 
 PREPROCESSING_SIDECAR = "preprocessing.json"
-# Trainer arguments that Lightning takes as integers (or null), checked before a run starts:
-# Lightning itself fails on a wrong type only once training has begun, with a bare assert.
+# Trainer arguments that Lightning takes as integers (or null), checked before a run starts.
+# Lightning fails on a wrong type only once training has begun, with a bare assert.
 INTEGER_TRAINER_KEYS = (
     "max_epochs",
     "min_epochs",
@@ -108,8 +108,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def fit(
     trainer: Trainer, task: LightningModule, datamodule: RootDataModule, ckpt_path: str | None
 ) -> None:
-    """Run ``trainer.fit``; raise ConfigurationError when the checkpoint to resume from holds
-    weights of another model or input shape."""
+    """Run ``trainer.fit``. Raise ConfigurationError when the checkpoint to resume from
+    contains the weights of another model or input shape."""
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     except RuntimeError as error:
@@ -126,8 +126,8 @@ def fit(
 
 
 def check_trainer_values(trainer: DictConfig) -> None:
-    """Raise ConfigurationError when a trainer argument of INTEGER_TRAINER_KEYS is not an
-    integer, or ``gradient_clip_val`` is not a number."""
+    """Raise ConfigurationError when an argument of INTEGER_TRAINER_KEYS is not an integer or
+    ``gradient_clip_val`` is not a number."""
     for key in INTEGER_TRAINER_KEYS:
         value = trainer.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -140,7 +140,7 @@ def check_trainer_values(trainer: DictConfig) -> None:
 
 
 def check_splits(datamodule: RootDataModule) -> None:
-    """Raise DataError when the validation or test split is known to be empty: early stopping
+    """Raise DataError when the validation or test split is known to be empty. Early stopping
     and the best checkpoint need the validation loss, and the evaluation needs test events.
 
     A random split with a fraction of 0 is empty in both loading modes. In stream mode the

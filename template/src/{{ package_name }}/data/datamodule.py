@@ -348,9 +348,11 @@ class RootDataModule(L.LightningDataModule):
     def transfer_batch_to_device(
         self, batch: Any, device: torch.device, dataloader_idx: int
     ) -> Any:
-        """Return ``batch`` on ``device``. Batches of this module, flat dictionaries of
-        tensors, take a short path (about 2 µs per step on a CPU instead of 13 µs for
-        Lightning's generic traversal); any other batch type takes Lightning's path."""
+        """Return ``batch`` on ``device``.
+
+        Batches of this module, flat dictionaries of tensors, take a short path: about 2 µs
+        per step on a CPU, against 13 µs for Lightning's generic traversal. Any other batch
+        type takes Lightning's path."""
         if not isinstance(batch, dict) or not all(isinstance(v, Tensor) for v in batch.values()):
             return super().transfer_batch_to_device(batch, device, dataloader_idx)
         if all(value.device == device for value in batch.values()):

@@ -164,8 +164,9 @@ def read_all(
 
 
 def log_dropped(tree_file: TreeFile, dropped: dict[str, int], worker: int | None = None) -> None:
-    """Warn about the samples of ``tree_file`` dropped for NaN or inf, counted per input;
-    in DataLoader worker ``worker``, counted in the chunks that this worker read."""
+    """Warn about the samples of ``tree_file`` dropped for NaN or inf, counted per input.
+
+    In DataLoader worker ``worker`` the counts cover the chunks that this worker read."""
     counts = ", ".join(f"{name}: {count}" for name, count in dropped.items())
     scope = "" if worker is None else f" in the chunks read by DataLoader worker {worker}"
     log.warning(
